@@ -185,6 +185,8 @@ def between_rel_ci(rounds: Sequence[Round]) -> float:
 
 
 def relative_ci(rounds: Sequence[Round]) -> float:
+    if pooled_median(rounds) <= 0:
+        return math.inf  # a median printed as 0 us (a sub-us op, integer-us output) has no relative precision
     return max(within_rel_ci(rounds), between_rel_ci(rounds))
 
 

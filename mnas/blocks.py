@@ -105,7 +105,8 @@ def decode(block_string: str) -> BlockArgs:
     flags: list[str] = []
     for token in tokens:
         match = re.fullmatch(r"(se|[rkaspeixo])(.+)", token)
-        if token in ("noskip", "poolskip") or token in _ACT_TOKENS:
+        # `r6` is both ReLU6 and "6 repeats": it is the repeats token until repeats are set (they come first).
+        if token in ("noskip", "poolskip") or (token in _ACT_TOKENS and not (token == "r6" and "r" not in options)):
             flags.append(token)
         elif match and match.group(1) not in options:
             options[match.group(1)] = match.group(2)

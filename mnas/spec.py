@@ -180,7 +180,7 @@ class ModelSpec:
         size, channels = out[0].out_size, self.stem_channels
         for bi, block in enumerate(self.blocks):
             for ri in range(self.repeats(bi)):
-                layer = self._block_layer(block, bi, ri, channels, size)
+                layer = self.block_layer(block, bi, ri, channels, size)
                 out.append(layer)
                 size, channels = layer.out_size, layer.out_channels
         head_act = self.head_activation or self.activation
@@ -194,7 +194,8 @@ class ModelSpec:
         out.append(Layer("classifier", channels, self.num_classes, 1))
         return out
 
-    def _block_layer(self, block: BlockArgs, bi: int, ri: int, channels: int, size: int) -> Layer:
+    def block_layer(self, block: BlockArgs, bi: int, ri: int, channels: int, size: int) -> Layer:
+        """Repeat `ri` of block `bi` entered with `channels` at `size`: the one per-layer rule (spaces use it too)."""
         first = ri == 0
         in_filters = self.filters(block.in_filters) if first else self.filters(block.out_filters)
         out_ch = self.filters(block.out_filters)

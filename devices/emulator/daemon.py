@@ -456,6 +456,12 @@ class EmulatedPhone:
         self._stopping.set()
         if self._server is not None:
             try:
+                # Wake the thread blocked in accept(): on Linux, close() alone leaves the listening socket
+                # accepting (the blocked syscall holds it open), so a "stopped" phone kept answering.
+                self._server.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
                 self._server.close()
             except OSError:
                 pass

@@ -95,7 +95,7 @@ class LayerContext:
         out, channels = [], in_channels
         size = self.in_size if in_size is None else in_size
         for ri in repeat_indices:
-            layer = self.template._block_layer(block, self.stage_index, ri, channels, size)
+            layer = self.template.block_layer(block, self.stage_index, ri, channels, size)
             out.append(position_free(layer))
             channels, size = layer.out_channels, layer.out_size
         return out
