@@ -1,0 +1,178 @@
+"""Table accuracy on a device: predicted vs measured latency of random architectures, with the noise floor.
+
+    .venv/bin/mnas table build --device host --space mnasnet --resolution 224 --out runs/host-mnasnet-224.db
+    .venv/bin/python benchmarks/table_accuracy.py --table runs/host-mnasnet-224.db [--device host]
+        [--space mnasnet] [--samples 50] [--noise-repeats 10] [--plot runs/table_accuracy.png] [--json]
+    # on a shared machine: build + validate with the host timed by thread CPU time
+    .venv/bin/python benchmarks/table_accuracy.py --clock thread-cpu --build --table runs/host-cpu-mnasnet-224.db
+
+The comparison uses the table's statistic of the runs (median, or p5 for a table built with
+`--statistic p5`); the error against measured medians is reported too.
+Measures `--samples` random architectures of the space (seed 2024, not the calibration seed) end to end
+(fast TFLite writer, LiteRT, 1 thread) and compares with the table's prediction: share within +-5% and
++-10%, RMSPE, scatter PNG. Noise floor, reported beside it: the first `--noise-repeats` models are
+measured a second time, after all the others; the run-to-run difference |m2 - m1| / m1 (median and 90th
+percentile) is what a perfect predictor would still show as error. Also reports the uncalibrated error
+(plain sum with the overhead correction) so the calibration's effect is visible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dataclasses import replace  # noqa: E402
+
+from devices import stats  # noqa: E402
+from devices.base import Profile, ProfileOptions  # noqa: E402
+from devices.host import HostDevice  # noqa: E402
+from devices.registry import open_device  # noqa: E402
+from latency.predictor import Calibration, Predictor, profile_value  # noqa: E402
+from latency.store import TableStore  # noqa: E402
+from latency.table_builder import (build_table, calibrate, measure_specs, ops_of_space, random_specs,  # noqa: E402
+                                   table_fingerprint_key)
+from latency.validate import ValidationResult, compare, write_scatter  # noqa: E402
+from mnas import spaces  # noqa: E402
+
+
+class ThreadCpuHostDevice(HostDevice):
+    """The host device timed by the calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID) around `invoke()`.
+
+    With 1 interpreter thread all work runs on the calling thread, so its CPU time is the invoke's latency
+    minus the time other processes held the core: on a shared machine it measures what an idle one would
+    (cache pollution by the others still counts). Wall-clock medians here swung 2-4x with the load of
+    other jobs; this clock did not (docs/latency.md). Its fingerprint names the clock, so its tables are
+    never mixed with wall-clock ones.
+    """
+
+    def fingerprint(self):
+        fp = super().fingerprint()
+        return replace(fp, model=f"{fp.model} (thread CPU time)")
+
+    def profile(self, model_path: Path, options: ProfileOptions = ProfileOptions()) -> Profile:
+        from ai_edge_litert.interpreter import Interpreter
+
+        if options.threads != 1:
+            raise SystemExit("thread CPU time measures single-threaded latency only: use --threads 1")
+        interpreter = Interpreter(model_path=str(model_path), num_threads=1)
+        interpreter.allocate_tensors()
+        rng = np.random.default_rng(0)
+        for d in interpreter.get_input_details():
+            interpreter.set_tensor(d["index"], rng.random(d["shape"]).astype(d["dtype"]))
+        clock = time.thread_time_ns
+
+        def run_round(index: int) -> stats.Round:
+            for _ in range(options.warmup_runs):
+                interpreter.invoke()
+            times = []
+            for _ in range(options.runs):
+                t0 = clock()
+                interpreter.invoke()
+                times.append((clock() - t0) / 1e6)
+            return stats.Round.from_times(times)
+
+        rounds = stats.measure_rounds(run_round, max_rounds=options.max_rounds, target_rel_ci=options.target_rel_ci)
+        summary = stats.summarize(rounds, target_rel_ci=options.target_rel_ci, max_rounds=options.max_rounds)
+        fields = stats.to_profile_fields(summary, options.target_rel_ci)
+        fields["warnings"] = tuple(fields["warnings"])
+        return Profile(fingerprint=self.fingerprint(), ops=None, **fields)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", type=Path, required=True)
+    parser.add_argument("--device", default="host")
+    parser.add_argument("--space", default="mnasnet")
+    parser.add_argument("--resolution", type=int, default=224)
+    parser.add_argument("--samples", type=int, default=50)
+    parser.add_argument("--noise-repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--plot", type=Path, default=Path("runs/table_accuracy.png"))
+    parser.add_argument("--clock", choices=("wall", "thread-cpu"), default="wall",
+                        help="thread-cpu: time the host by the thread's CPU time (a shared machine)")
+    parser.add_argument("--build", action="store_true", help="build (or resume) the table first")
+    parser.add_argument("--statistic", default="median", help="with --build: median | p5")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    device = ThreadCpuHostDevice() if args.clock == "thread-cpu" else open_device(args.device)
+    space = spaces.get(args.space)
+    build = None
+    if args.build:
+        with TableStore.open(args.table, create=True) as store:
+            report = build_table(device, store, ops_of_space(space, args.resolution), threads=args.threads,
+                                 statistic=args.statistic,
+                                 description={"space": args.space, "resolution": args.resolution,
+                                              "threads": args.threads, "clock": args.clock})
+            report.calibration, report.calibration_points = calibrate(
+                device, store, report.fingerprint_key, random_specs(space, 5, args.resolution, 12345),
+                threads=args.threads)
+        build = report.to_dict()
+    predictor = Predictor.load(args.table, device_key=table_fingerprint_key(device, args.threads))
+    specs = random_specs(space, args.samples, args.resolution, args.seed)
+    predictor.predict_ms(specs)  # refuses uncovered ops before measuring anything
+    t0 = time.perf_counter()
+    profiles = measure_specs(device, specs, threads=args.threads, label="validation models")
+    measure_s = time.perf_counter() - t0
+    repeats = measure_specs(device, specs[:args.noise_repeats], threads=args.threads, label="noise repeats")
+    result = compare(predictor, specs, profiles)
+    first = np.array([profile_value(p, predictor.statistic) for p in profiles[:args.noise_repeats]])
+    second = np.array([profile_value(p, predictor.statistic) for p in repeats])
+    median_view = ValidationResult(result.names, result.predicted_ms, np.array([p.median_ms for p in profiles]),
+                                   statistic="median")
+    run_to_run = np.abs(second - first) / first
+    raw = Predictor(predictor.values, predictor.fingerprint_key, Calibration(), predictor.overhead_ms,
+                    statistic=predictor.statistic)
+    uncalibrated = ValidationResult(result.names, raw.predict_ms(specs), result.measured_ms,
+                                    statistic=predictor.statistic)
+    kind = predictor.fingerprint_key.split(":")[0]
+    write_scatter(result, args.plot, title=f"{args.space} @ {args.resolution}, {kind} ({args.clock}): "
+                                         f"{result.within(0.10):.0%} within +-10% (n={result.n})")
+    out = {k: v for k, v in result.to_dict().items() if k != "models"}
+    out.update({
+        "space": args.space, "resolution": args.resolution, "table": str(args.table),
+        "fingerprint_key": predictor.fingerprint_key, "calibration": predictor.calibration.to_dict(),
+        "overhead_ms": predictor.overhead_ms, "measure_s": measure_s,
+        "uncalibrated": {"within_5pct": uncalibrated.within(0.05), "within_10pct": uncalibrated.within(0.10),
+                         "rmspe": uncalibrated.rmspe, "mean_error": float(np.mean(uncalibrated.rel_errors))},
+        "statistic": predictor.statistic,
+        "against_measured_median": {"within_5pct": median_view.within(0.05),
+                                    "within_10pct": median_view.within(0.10), "rmspe": median_view.rmspe},
+        "noise_run_to_run_median": float(np.median(run_to_run)) if run_to_run.size else None,
+        "noise_run_to_run_p90": float(np.percentile(run_to_run, 90)) if run_to_run.size else None,
+        "measured_ms_range": [float(result.measured_ms.min()), float(result.measured_ms.max())],
+        "plot": str(args.plot), "clock": args.clock, "build": build, "models": result.to_dict()["models"],
+    })
+    device.close()
+    if args.json:
+        json.dump(out, sys.stdout, indent=2)
+        print()
+    else:
+        if build:
+            print(f"build: {build['total_ops']} ops, {build['measured']} measured in {build['seconds']:.0f} s; "
+                  f"calibration {build['calibration']}")
+        print(f"{result.n} random {args.space} archs @ {args.resolution} on {predictor.fingerprint_key} "
+              f"(statistic: {predictor.statistic})")
+        print(f"  calibrated:   {out['within_5pct']:.0%} within +-5%, {out['within_10pct']:.0%} within +-10%, "
+              f"RMSPE {out['rmspe']:.1%}, mean error {out['mean_error']:+.1%}")
+        u = out["uncalibrated"]
+        print(f"  uncalibrated: {u['within_5pct']:.0%} within +-5%, {u['within_10pct']:.0%} within +-10%, "
+              f"RMSPE {u['rmspe']:.1%}, mean error {u['mean_error']:+.1%}")
+        m = out["against_measured_median"]
+        print(f"  vs measured medians: {m['within_5pct']:.0%} within +-5%, {m['within_10pct']:.0%} within +-10%, "
+              f"RMSPE {m['rmspe']:.1%}")
+        print(f"  noise floor: run-to-run median {out['noise_run_to_run_median']:.1%}, "
+              f"p90 {out['noise_run_to_run_p90']:.1%}; per-model 95% CI median +-{out['noise_floor_rel_ci95']:.1%}")
+        print(f"  measured {out['measured_ms_range'][0]:.1f}-{out['measured_ms_range'][1]:.1f} ms; plot {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,419 @@
+"""Predict a network's latency on one device from its latency table.
+
+Model (documented in docs/latency.md):
+
+    raw(spec) = overhead + sum over layers of (entry[op_key(layer)] - overhead)
+    predicted = slope * raw(spec) + intercept
+
+- `entry` is the median of the op's single-op model measured on the device (the published mean for
+  imported phone tables).
+- `overhead` is the time of invoking an (almost) empty model on the same device: every single-op
+  measurement contains it once, a whole model contains it once too, so it is subtracted per op and added
+  back once. Published tables have none (0).
+- `slope`, `intercept` are a linear calibration fitted by least squares on a few whole-model measurements
+  made when the table was built (runtimes fuse ops and share caches across layers, which per-op sums miss).
+  Imported published tables use the identity, so OFA's own figures come out exactly.
+
+A layer whose key the table lacks is refused with an error naming the first such key in network order
+(ProxylessNAS's code silently returns 200 ms instead).
+
+Batch prediction: `predict_ms(specs)` caches per-layer values; `predict_samples(space, samples)` compiles
+the space once into per-block lookup arrays, indexed by the choices each block depends on (found by
+probing the space, then checked against the plain per-spec path), so a batch of samples becomes a few
+numpy gathers and sums.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from latency.opkeys import op_key, overhead_key
+from latency.store import TableStore
+from mnas.errors import UserError
+from mnas.spec import Layer, ModelSpec
+
+# Which statistic of the runs a table sums and a measurement is compared with. `median` suits a device
+# that runs nothing else (a phone set up for benchmarking); `p5`, the 5th percentile, suits a shared
+# host, where other processes preempt long invokes and inflate medians by up to several times while
+# the fast tail stays put (see docs/latency.md). Published tables have means only.
+STATISTICS = ("median", "p5", "mean")
+
+
+def profile_value(profile, statistic: str) -> float:
+    """The `statistic` of a `devices.base.Profile` (whole-model measurement)."""
+    return {"median": profile.median_ms, "p5": profile.p5_ms, "mean": profile.mean_ms}[statistic]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """predicted = slope * raw + intercept_ms, fitted on `n` whole-model measurements."""
+
+    slope: float = 1.0
+    intercept_ms: float = 0.0
+    n: int = 0
+    kind: str = "identity"  # identity | linear | offset | ratio
+
+    def apply(self, raw_ms):
+        return self.slope * raw_ms + self.intercept_ms
+
+    def to_dict(self) -> dict:
+        return {"slope": self.slope, "intercept_ms": self.intercept_ms, "n": self.n, "kind": self.kind}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "Calibration":
+        if not data:
+            return cls()
+        return cls(float(data["slope"]), float(data["intercept_ms"]), int(data.get("n", 0)),
+                   str(data.get("kind", "linear")))
+
+
+def fit_calibration(raw_ms: Sequence[float], measured_ms: Sequence[float]) -> Calibration:
+    """Least-squares `measured ~ slope * raw + intercept`; fewer points, fewer parameters.
+
+    One point fits an offset only; a fit with a non-positive slope (too few or too similar models)
+    falls back to a ratio through the origin, which is always monotone.
+    """
+    raw, measured = np.asarray(raw_ms, float), np.asarray(measured_ms, float)
+    if raw.size == 0:
+        return Calibration()
+    if raw.size == 1:
+        return Calibration(1.0, float(measured[0] - raw[0]), 1, "offset")
+    if np.ptp(raw) > 1e-9:
+        slope, intercept = np.polyfit(raw, measured, 1)
+        if slope > 0:
+            return Calibration(float(slope), float(intercept), int(raw.size), "linear")
+    return Calibration(float(measured.sum() / raw.sum()), 0.0, int(raw.size), "ratio")
+
+
+class MissingOpError(UserError):
+    """The table has no entry for an op of the architecture."""
+
+    def __init__(self, key: str, table: str, fingerprint_key: str, published: bool = False) -> None:
+        hint = ("the published table does not cover this op (other width, resolution or layer type)" if published
+                else "build the table for this space and resolution with `mnas table build`")
+        super().__init__(f"latency table {table} has no entry for op {key} (device {fingerprint_key}); {hint}")
+        self.key = key
+
+
+def choose_fingerprint(store: TableStore, fingerprint_key: str | None = None, device_key: str | None = None,
+                       force: bool = False, resolution: int | None = None) -> str:
+    """Which device's entries to use. A table measured on another device is refused unless `force`.
+
+    Published tables are stored one fingerprint per input resolution (`...@224`, their values differ
+    per resolution even for the same op key), picked by `resolution`; `fingerprint_key` may name the
+    base key without `@R`.
+    """
+    counts = store.counts()
+    known = sorted(counts)
+    if not known:
+        raise UserError(f"latency table {store.path} has no entries")
+    if device_key is not None:
+        if device_key in known:
+            return device_key
+        if not force:
+            raise UserError(f"latency table {store.path} was measured on {', '.join(known)}, not on this device "
+                            f"({device_key}); pass --force to use it anyway")
+        print(f"warning: using latency table {store.path} measured on {', '.join(known)} for device "
+              f"{device_key} (--force)", file=sys.stderr)
+    candidates = known
+    if fingerprint_key is not None:
+        candidates = [k for k in known if k == fingerprint_key or k.startswith(fingerprint_key + "@")]
+        if not candidates:
+            raise UserError(f"latency table {store.path} has no device {fingerprint_key!r}; it has: "
+                            f"{', '.join(known)}")
+    if len(candidates) > 1 and resolution is not None:
+        infos = store.fingerprints()
+        at = [k for k in candidates if infos.get(k, {}).get("resolution") in (None, resolution)]
+        if not at:
+            have = sorted({infos.get(k, {}).get("resolution") for k in candidates} - {None})
+            raise UserError(f"latency table {store.path} covers resolutions {', '.join(map(str, have))}, "
+                            f"not {resolution}")
+        candidates = at
+    if len(candidates) > 1:
+        raise UserError(f"latency table {store.path} holds several devices ({', '.join(candidates)}); choose one "
+                        "with --fingerprint")
+    return candidates[0]
+
+
+class Predictor:
+    """Latency predictions for one device fingerprint of one table (all in ms)."""
+
+    def __init__(self, values: dict[str, float], fingerprint_key: str, calibration: Calibration = Calibration(),
+                 overhead_ms: float = 0.0, source: str = "<memory>", info: dict | None = None,
+                 statistic: str = "median") -> None:
+        self.values = dict(values)
+        self.statistic = statistic
+        self.fingerprint_key = fingerprint_key
+        self.calibration = calibration
+        self.overhead_ms = float(overhead_ms)
+        self.source = source
+        self.info = info or {}
+        self.published = self.info.get("kind") == "published"
+        self._layer_cache: dict[Layer, float] = {}
+        self._compiled: dict[tuple[int, int | None], "_CompiledSpace"] = {}
+
+    @classmethod
+    def load(cls, table_path: str | Path, fingerprint_key: str | None = None, force: bool = False,
+             device_key: str | None = None, resolution: int | None = None) -> "Predictor":
+        """The predictor of one device of a table file (`resolution` picks among per-resolution tables)."""
+        with TableStore.open(table_path) as store:
+            key = choose_fingerprint(store, fingerprint_key, device_key, force, resolution)
+            entries = store.entries(key)
+            info = store.fingerprints().get(key, {})
+            calibration = Calibration.from_dict(store.calibration(key))
+        statistic = info.get("statistic") or "median"
+        overhead = entries.pop(overhead_key(), None)
+        values = {k: e.value(statistic) for k, e in entries.items()}
+        return cls(values, key, calibration, overhead.value(statistic) if overhead else 0.0, str(table_path), info,
+                   statistic)
+
+    # -- one architecture ---------------------------------------------------------------------------
+    def _layer_ms(self, layer: Layer) -> float:
+        value = self._layer_cache.get(layer)
+        if value is None:
+            key = op_key(layer)
+            if key not in self.values:
+                raise MissingOpError(key, self.source, self.fingerprint_key, self.published)
+            value = self._layer_cache[layer] = self.values[key] - self.overhead_ms
+        return value
+
+    def raw_ms(self, spec: ModelSpec) -> float:
+        """Sum of table entries (overhead counted once), before calibration."""
+        return self.overhead_ms + sum(self._layer_ms(layer) for layer in spec.layers())
+
+    def predict(self, spec: ModelSpec) -> float:
+        return float(self.calibration.apply(self.raw_ms(spec)))
+
+    def missing_keys(self, spec: ModelSpec) -> list[str]:
+        """Distinct uncovered op keys, in network order."""
+        return list(dict.fromkeys(k for k in (op_key(layer) for layer in spec.layers()) if k not in self.values))
+
+    def breakdown(self, spec: ModelSpec) -> list[tuple[str, float]]:
+        """(op key, table value in ms) per layer, in network order."""
+        out = []
+        for layer in spec.layers():
+            key = op_key(layer)
+            if key not in self.values:
+                raise MissingOpError(key, self.source, self.fingerprint_key, self.published)
+            out.append((key, self.values[key]))
+        return out
+
+    # -- batches ------------------------------------------------------------------------------------
+    def predict_ms(self, specs: Iterable[ModelSpec]) -> np.ndarray:
+        raw = np.fromiter((self.raw_ms(spec) for spec in specs), dtype=float)
+        return self.calibration.apply(raw)
+
+    def predict_samples(self, space: object, samples: np.ndarray, resolution: int | None = None) -> np.ndarray:
+        """Latency of every row of `samples` (one choice index per column) of a search space, vectorised."""
+        samples = np.asarray(samples)
+        if samples.ndim == 1:
+            samples = samples[None, :]
+        cache_key = (id(space), resolution)
+        compiled = self._compiled.get(cache_key)
+        if compiled is None or compiled.space is not space:  # an id can be reused after garbage collection
+            compiled = self._compiled[cache_key] = _CompiledSpace.build(self, space, resolution)
+        return compiled.predict(samples)
+
+
+# -- search-space compilation ---------------------------------------------------------------------------
+Grouper = Callable[[np.ndarray, ModelSpec], dict]
+
+
+def space_api(space: object, resolution: int | None = None) -> tuple[list[int], Callable[[np.ndarray], ModelSpec],
+                                                                    Grouper]:
+    """(options per choice, sample -> spec, layer grouper) of a search space (`mnas.spaces.Space`).
+
+    The grouper assigns each layer to a slot: (stage, position in the stage) when the space exposes its
+    stages (so a stage whose depth is a choice does not shift the slots of later stages), else the
+    block index; the stem and the tail (head, pool, final, classifier) have slots of their own.
+    """
+    sizes = getattr(space, "num_options", None)
+    if sizes is None and hasattr(space, "choices"):
+        sizes = [len(c.options) for c in space.choices]
+    to_spec = getattr(space, "to_spec", None)
+    if sizes is None or not callable(to_spec):
+        raise TypeError(f"{type(space).__name__} has no num_options / to_spec(sample)")
+    sizes = [int(n) for n in sizes]
+
+    def spec_of(sample: np.ndarray) -> ModelSpec:
+        indices = [int(v) for v in sample]
+        return to_spec(indices, resolution=resolution) if resolution else to_spec(indices)
+
+    stages = getattr(space, "stages", None)
+    stem_width = int(getattr(space, "params", {}).get("stem_filters", 32))
+
+    def block_stages(sample: np.ndarray) -> list[int]:
+        out, width, lo = [], stem_width, 0
+        for si, stage in enumerate(stages):
+            hi = lo + len(stage.choices)
+            values = tuple(c.options[int(i)] for c, i in zip(stage.choices, sample[lo:hi]))
+            out += [si] * len(stage.blocks(values, width))
+            width, lo = stage.out_filters(values), hi
+        return out
+
+    def grouper(sample: np.ndarray, spec: ModelSpec) -> dict:
+        owner = block_stages(sample) if stages else None
+        groups: dict = {}
+        for layer in spec.layers():
+            if layer.block_index < 0:
+                slot = ("stem",) if layer.kind == "stem" else ("tail",)
+            elif owner is not None:
+                stage = owner[layer.block_index]
+                slot = (stage, sum(len(v) for k, v in groups.items() if k[0] == stage))
+            else:
+                slot = (layer.block_index, layer.repeat_index)
+            groups.setdefault(slot, []).append(layer)
+        return groups
+
+    return sizes, spec_of, grouper
+
+
+@dataclass
+class _Slot:
+    """One slot's lookup array over the choices it depends on; `filled` marks computed entries."""
+
+    key: object
+    cols: np.ndarray
+    shape: tuple[int, ...]
+    table: np.ndarray  # NaN where the latency table lacks an op of the slot
+    filled: np.ndarray
+
+    def index(self, samples: np.ndarray) -> np.ndarray:
+        if self.cols.size == 0:
+            return np.zeros(samples.shape[0], dtype=np.intp)
+        return np.ravel_multi_index(tuple(samples[:, self.cols].T), self.shape)
+
+
+@dataclass
+class _CompiledSpace:
+    """Per-slot lookup arrays: raw = overhead + sum over slots g of table[g][ravel(sample[deps[g]])].
+
+    Small arrays are filled at once; large ones (a slot that depends on many choices, as in spaces with
+    per-layer skips) are filled lazily from the first samples that reach each entry.
+    """
+
+    predictor: Predictor
+    space: object
+    spec_of: Callable[[np.ndarray], ModelSpec]
+    grouper: Grouper
+    sizes: list[int]
+    slots: list[_Slot]
+    fast: bool
+
+    EAGER_MAX = 4096  # entries per slot computed up front
+    LAZY_MAX = 2_000_000  # beyond this a slot is too entangled: predict per spec
+
+    @classmethod
+    def build(cls, predictor: Predictor, space: object, resolution: int | None, probes: int = 24,
+              checks: int = 256, seed: int = 0) -> "_CompiledSpace":
+        sizes, spec_of, grouper = space_api(space, resolution)
+        rng = np.random.default_rng(seed)
+        bases = [np.array([rng.integers(n) for n in sizes]) for _ in range(probes)]
+
+        def keys_by_slot(sample: np.ndarray) -> dict:
+            return {g: tuple(op_key(layer) for layer in ls_) for g, ls_ in grouper(sample, spec_of(sample)).items()}
+
+        # 1. Which choices change which slot's layers, probed from several random bases so that a choice
+        #    whose effect depends on another (an identity skip needs equal widths) is still caught.
+        deps: dict = {}
+        for base in bases:
+            ref = keys_by_slot(base)
+            for g in ref:
+                deps.setdefault(g, set())
+            for j, n in enumerate(sizes):
+                for v in range(n):
+                    if v == base[j]:
+                        continue
+                    alt = base.copy()
+                    alt[j] = v
+                    other = keys_by_slot(alt)
+                    for g in set(ref) | set(other):
+                        deps.setdefault(g, set())
+                        if ref.get(g, ()) != other.get(g, ()):
+                            deps[g].add(j)
+        slots = []
+        for g in sorted(deps, key=repr):
+            cols = np.array(sorted(deps[g]), dtype=int)
+            shape = tuple(sizes[j] for j in cols)
+            size = int(np.prod(shape)) if shape else 1
+            if size > cls.LAZY_MAX:
+                print("warning: search space too entangled for lookup arrays; predicting per spec (slower)",
+                      file=sys.stderr)
+                return cls(predictor, space, spec_of, grouper, sizes, [], fast=False)
+            slots.append(_Slot(g, cols, shape, np.full(size, np.nan), np.zeros(size, dtype=bool)))
+        compiled = cls(predictor, space, spec_of, grouper, sizes, slots, fast=True)
+        # 2. Fill the small arrays over every combination of their dependencies (the other choices held
+        #    at a base sample).
+        base = bases[0]
+        for slot in slots:
+            if slot.table.size > cls.EAGER_MAX:
+                continue
+            for flat, combo in enumerate(itertools.product(*[range(n) for n in slot.shape])):
+                sample = base.copy()
+                sample[slot.cols] = combo
+                slot.table[flat] = _slot_sum(predictor, grouper(sample, spec_of(sample)).get(slot.key, []))
+                slot.filled[flat] = True
+        # 3. Check the decomposition against the plain per-spec path; fall back if it does not hold.
+        compiled._raw(np.array([[rng.integers(n) for n in sizes] for _ in range(checks)]))  # lazy entries
+        check = np.array([[rng.integers(n) for n in sizes] for _ in range(checks)])
+        fast = compiled._raw(check)
+        slow = np.array([_raw_or_nan(predictor, spec_of(s)) for s in check])
+        if not np.allclose(fast, slow, rtol=1e-9, atol=1e-9, equal_nan=True):
+            print("warning: search space does not decompose per layer slot; predicting per spec (slower)",
+                  file=sys.stderr)
+            compiled.fast = False
+        return compiled
+
+    def _fill(self, samples: np.ndarray, indices: list[np.ndarray]) -> None:
+        need = np.zeros(samples.shape[0], dtype=bool)
+        for slot, idx in zip(self.slots, indices):
+            need |= ~slot.filled[idx]
+        for row in np.flatnonzero(need):
+            sample = samples[row]
+            groups = self.grouper(sample, self.spec_of(sample))
+            for slot, idx in zip(self.slots, indices):
+                if not slot.filled[idx[row]]:
+                    slot.table[idx[row]] = _slot_sum(self.predictor, groups.get(slot.key, []))
+                    slot.filled[idx[row]] = True
+
+    def _raw(self, samples: np.ndarray) -> np.ndarray:
+        indices = [slot.index(samples) for slot in self.slots]
+        self._fill(samples, indices)
+        total = np.full(samples.shape[0], self.predictor.overhead_ms)
+        for slot, idx in zip(self.slots, indices):
+            total += slot.table[idx]
+        return total
+
+    def predict(self, samples: np.ndarray) -> np.ndarray:
+        if samples.shape[1] != len(self.sizes):
+            raise UserError(f"samples have {samples.shape[1]} choices; the space has {len(self.sizes)}")
+        if not self.fast:
+            return self.predictor.predict_ms(self.spec_of(s) for s in samples)
+        raw = self._raw(samples)
+        bad = np.flatnonzero(np.isnan(raw))
+        if bad.size:
+            self.predictor.raw_ms(self.spec_of(samples[bad[0]]))  # raises, naming the first missing key
+        return self.predictor.calibration.apply(raw)
+
+
+def _slot_sum(predictor: Predictor, layers: list[Layer]) -> float:
+    total = 0.0
+    for layer in layers:
+        key = op_key(layer)
+        if key not in predictor.values:
+            return float("nan")
+        total += predictor.values[key] - predictor.overhead_ms
+    return total
+
+
+def _raw_or_nan(predictor: Predictor, spec: ModelSpec) -> float:
+    try:
+        return predictor.raw_ms(spec)
+    except MissingOpError:
+        return float("nan")

@@ -1,0 +1,195 @@
+"""Build a device's latency table: time every distinct op of a space (or of a list of models) on the device.
+
+    ops  = distinct op keys of space.distinct_layers(resolution) (or of the specs' layers)
+    for each op not yet in the table for this device:      (resumable: never re-measures a stored op)
+        write a single-op .tflite (latency.tflite_writer: random weights, the converter's op sequence)
+        device.profile(model) -> Profile                    (median, mean, std over the kept runs)
+        store.put(...)  -- committed at once                (a killed build loses at most this op)
+
+What a single-op model measures: the op itself plus one interpreter `invoke()` (dispatch, input/output
+tensor handling, delegate entry). A whole model pays that once, not once per op, so the builder also
+times an (almost) empty model (one 1x1 fully-connected op) and stores it under the key `overhead`; the
+predictor subtracts it from every op and adds it back once (see `latency.predictor`).
+
+Then a few whole models (random architectures of the space, or the given specs) are measured end to end
+and a linear calibration measured ~ slope * sum + intercept is fitted and stored with the table.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from devices.base import Device, Profile, ProfileOptions
+from latency.opkeys import op_key, overhead_key
+from latency.predictor import STATISTICS, Calibration, Predictor, fit_calibration, profile_value
+from latency.store import TableStore
+from mnas.errors import UserError
+from mnas.spec import Layer, ModelSpec
+
+# Single ops are timed with fewer runs than whole models: there are many, most take well under a ms.
+OP_OPTIONS = ProfileOptions(warmup_runs=3, runs=20, max_rounds=3)
+MODEL_OPTIONS = ProfileOptions(warmup_runs=3, runs=20, max_rounds=3)
+OVERHEAD_LAYER = Layer("classifier", 1, 1, 1)
+
+
+def table_fingerprint_key(device: Device, threads: int) -> str:
+    """Tables are keyed by device fingerprint and interpreter thread count (latency depends on both)."""
+    return f"{device.fingerprint().key}:t{threads}"
+
+
+def distinct_ops(layers: Iterable[Layer]) -> dict[str, Layer]:
+    """op key -> one layer with that key, in first-seen order."""
+    out: dict[str, Layer] = {}
+    for layer in layers:
+        out.setdefault(op_key(layer), layer)
+    return out
+
+
+def ops_of_space(space: object, resolution: int) -> dict[str, Layer]:
+    return distinct_ops(space.distinct_layers(resolution))  # type: ignore[attr-defined]
+
+
+def ops_of_specs(specs: Iterable[ModelSpec]) -> dict[str, Layer]:
+    return distinct_ops(layer for spec in specs for layer in spec.layers())
+
+
+def write_op_model(layers: Sequence[Layer], path: Path) -> Path:
+    """A timing model of `layers` (one op, or a whole net's layer list) written without the converter."""
+    from latency.tflite_writer import write_layers
+
+    return Path(write_layers(list(layers), path))
+
+
+def write_spec_model(spec: ModelSpec, path: Path) -> Path:
+    from latency.tflite_writer import write_tflite
+
+    return Path(write_tflite(spec, path))
+
+
+def _entry_extra(profile: Profile, layer: Layer | None) -> dict:
+    extra = {"p5_ms": profile.p5_ms, "p95_ms": profile.p95_ms, "rounds": profile.rounds,
+             "bimodal": profile.bimodal, "noise": profile.noise, "warnings": list(profile.warnings),
+             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if layer is not None:
+        extra["kind"] = layer.kind
+    return extra
+
+
+@dataclass
+class BuildReport:
+    fingerprint_key: str
+    total_ops: int
+    measured: int
+    skipped: int
+    seconds: float
+    overhead_ms: float | None = None
+    calibration: Calibration | None = None
+    calibration_points: list[tuple[str, float, float]] = field(default_factory=list)  # (name, raw, measured)
+
+    def to_dict(self) -> dict:
+        return {"fingerprint_key": self.fingerprint_key, "total_ops": self.total_ops, "measured": self.measured,
+                "skipped": self.skipped, "seconds": self.seconds, "overhead_ms": self.overhead_ms,
+                "calibration": self.calibration.to_dict() if self.calibration else None,
+                "calibration_points": [{"name": n, "raw_ms": r, "measured_ms": m}
+                                       for n, r, m in self.calibration_points]}
+
+
+def _progress(enabled: bool):
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    from rich.console import Console
+
+    # stderr: stdout stays clean for --json output.
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("ETA"), TimeRemainingColumn(), disable=not enabled, transient=False,
+                    console=Console(stderr=True))
+
+
+def build_table(device: Device, store: TableStore, ops: dict[str, Layer], *, threads: int = 1,
+                op_options: ProfileOptions | None = None, progress: bool = True, statistic: str = "median",
+                description: dict | None = None, on_op: Callable[[str, Profile], None] | None = None) -> BuildReport:
+    """Measure every op of `ops` that the table lacks for this device; store each as it comes.
+
+    Every entry keeps median, mean, std and (in `extra`) p5 / p95; `statistic` is the one predictions
+    of this device's table sum, recorded once with the fingerprint (a resumed build must not change it).
+    """
+    if statistic not in STATISTICS:
+        raise UserError(f"statistic must be one of {', '.join(STATISTICS)}, got {statistic!r}")
+    start = time.perf_counter()
+    options = op_options or OP_OPTIONS
+    options = ProfileOptions(**{**options.__dict__, "threads": threads})
+    fingerprint = device.fingerprint()
+    fp_key = f"{fingerprint.key}:t{threads}"
+    info = {**fingerprint.to_dict(), "key": fp_key, "device_key": fingerprint.key, "threads": threads}
+    known = store.fingerprints().get(fp_key, {})
+    if known.get("statistic") and known["statistic"] != statistic and store.op_keys(fp_key):
+        raise UserError(f"{store.path} sums the {known['statistic']} for {fp_key}; rebuild into a new file to use "
+                        f"{statistic}")
+    info["statistic"] = statistic
+    info["builds"] = known.get("builds", []) + ([description] if description else [])
+    store.add_fingerprint(fp_key, info)
+    done = store.op_keys(fp_key)
+    todo = {k: layer for k, layer in ops.items() if k not in done}
+    if overhead_key() not in done:
+        todo = {overhead_key(): OVERHEAD_LAYER, **todo}
+    measured = 0
+    with tempfile.TemporaryDirectory(prefix="mnas-ops-") as tmp, _progress(progress) as bar:
+        task = bar.add_task(f"ops on {fingerprint.model}", total=len(todo))
+        for key, layer in todo.items():
+            path = write_op_model([layer], Path(tmp) / f"op{measured}.tflite")
+            profile = device.profile(path, options)
+            store.put(fp_key, key, profile.runs, profile.mean_ms, profile.median_ms, profile.std_ms,
+                      _entry_extra(profile, None if key == overhead_key() else layer))
+            os.unlink(path)
+            measured += 1
+            if on_op is not None:
+                on_op(key, profile)
+            bar.advance(task)
+    entries = store.entries(fp_key)
+    overhead = entries.get(overhead_key())
+    skipped = sum(1 for k in ops if k in done)
+    return BuildReport(fp_key, len(ops), measured, skipped, time.perf_counter() - start,
+                       overhead.value(statistic) if overhead else None)
+
+
+def measure_specs(device: Device, specs: Sequence[ModelSpec], *, threads: int = 1,
+                  options: ProfileOptions | None = None, progress: bool = True,
+                  label: str = "models") -> list[Profile]:
+    """End-to-end profiles of whole models (fast TFLite writer; same op sequence as the converter)."""
+    options = options or MODEL_OPTIONS
+    options = ProfileOptions(**{**options.__dict__, "threads": threads})
+    out = []
+    with tempfile.TemporaryDirectory(prefix="mnas-models-") as tmp, _progress(progress) as bar:
+        task = bar.add_task(label, total=len(specs))
+        for i, spec in enumerate(specs):
+            path = write_spec_model(spec, Path(tmp) / f"model{i}.tflite")
+            out.append(device.profile(path, options))
+            os.unlink(path)
+            bar.advance(task)
+    return out
+
+
+def calibrate(device: Device, store: TableStore, fingerprint_key: str, specs: Sequence[ModelSpec], *,
+              threads: int = 1, progress: bool = True) -> tuple[Calibration, list[tuple[str, float, float]]]:
+    """Fit and store measured ~ slope * raw + intercept over whole-model measurements of `specs`."""
+    predictor = Predictor.load(store.path, fingerprint_key=fingerprint_key)
+    raw = [predictor.raw_ms(spec) for spec in specs]  # refuses before measuring if an op is missing
+    profiles = measure_specs(device, specs, threads=threads, progress=progress, label="calibration models")
+    measured = [profile_value(p, predictor.statistic) for p in profiles]
+    calibration = fit_calibration(raw, measured)
+    store.set_calibration(fingerprint_key, calibration.to_dict())
+    return calibration, [(s.name, r, m) for s, r, m in zip(specs, raw, measured)]
+
+
+def random_specs(space: object, count: int, resolution: int, seed: int) -> list[ModelSpec]:
+    rng = np.random.default_rng(seed)
+    return [space.to_spec(space.sample_random(rng), resolution=resolution)  # type: ignore[attr-defined]
+            for _ in range(count)]

@@ -1,0 +1,294 @@
+"""`mnas table ...` (build, import, show, validate, export) and `mnas predict`: per-device latency tables.
+
+    mnas table build    --device ID --space SPACE --resolution R --out FILE [--threads 1] [--calibrate N]
+    mnas table import   FILE.yaml [FILE.yaml ...] --out FILE
+    mnas table show     FILE [--json]
+    mnas table validate --device ID --table FILE --samples N [--space SPACE] [--resolution R] [--json]
+                        [--plot FILE.png] [--force]
+    mnas table export   FILE (--csv OUT | --parquet OUT)
+    mnas predict        --table FILE --arch NAME|ARCH_FILE|net.config [--resolution R] [--json]
+
+A table measured on another device (fingerprint) than the one given is refused unless --force.
+The work is in `latency.*`; this module parses flags and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mnas.commands._common import print_json
+from mnas.errors import UserError
+
+CALIBRATION_SEED = 12345  # calibration models and validation models come from different seeds
+VALIDATION_SEED = 2024
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    table = subparsers.add_parser("table", help="per-device latency lookup tables",
+                                  description="Build, import, inspect, validate and export latency tables.")
+    sub = table.add_subparsers(dest="table_command", metavar="ACTION")
+    table.set_defaults(func=lambda args: (table.print_help(), 2)[1])
+
+    p = sub.add_parser("build", help="time every distinct op of a search space on a device")
+    p.add_argument("--device", required=True, help="device id (`host`, HOST:PORT, USB serial)")
+    p.add_argument("--space", required=True, help="search space name (see `mnas search --help`)")
+    p.add_argument("--resolution", type=int, default=224, help="input resolution (default 224)")
+    p.add_argument("--out", required=True, type=Path, help="table file (SQLite); an existing one is resumed")
+    p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
+    p.add_argument("--calibrate", type=int, default=5, metavar="N",
+                   help="whole models of the space measured to fit the calibration (default 5; 0 = none)")
+    p.add_argument("--statistic", choices=("median", "p5"), default="median",
+                   help="what the table sums: median of the runs (default; a dedicated device) or p5, the 5th "
+                        "percentile (a shared host, where other work inflates medians)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the build report as JSON")
+    p.set_defaults(func=_build)
+
+    p = sub.add_parser("import", help="import a published phone table (OFA Note10, ProxylessNAS mobile)")
+    p.add_argument("yaml", nargs="+", type=Path, help="lookup-table YAML file(s)")
+    p.add_argument("--out", required=True, type=Path, help="table file (created or extended)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_import)
+
+    p = sub.add_parser("show", help="summarise a table file")
+    p.add_argument("table", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_show)
+
+    p = sub.add_parser("validate", help="measure random architectures end to end and compare with the table")
+    p.add_argument("--device", required=True)
+    p.add_argument("--table", required=True, type=Path)
+    p.add_argument("--samples", type=int, required=True, help="number of random architectures")
+    p.add_argument("--space", help="search space (default: the one the table was built for)")
+    p.add_argument("--resolution", type=int, help="default: the one the table was built for, else 224")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=VALIDATION_SEED)
+    p.add_argument("--plot", type=Path, help="write a predicted-vs-measured scatter PNG here")
+    p.add_argument("--force", action="store_true", help="use a table measured on another device")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_validate)
+
+    p = sub.add_parser("export", help="export every entry to CSV or Parquet")
+    p.add_argument("table", type=Path)
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--csv", type=Path)
+    group.add_argument("--parquet", type=Path)
+    p.set_defaults(func=_export)
+
+    p = subparsers.add_parser("predict", help="predict an architecture's latency from a table")
+    p.add_argument("--table", required=True, type=Path)
+    p.add_argument("--arch", required=True, help="zoo name, arch file, or OFA net.config")
+    p.add_argument("--resolution", type=int, help="override the architecture's resolution")
+    p.add_argument("--fingerprint", help="which device of a multi-device table")
+    p.add_argument("--device", help="the device the prediction is for: refuse a table measured on another")
+    p.add_argument("--threads", type=int, default=1, help="with --device: the thread count of the table")
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--breakdown", action="store_true", help="also list every op key and its table value")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_predict)
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+def _positive(value: int, flag: str) -> int:
+    if value is None or value < 1:
+        raise UserError(f"{flag} must be >= 1, got {value}")
+    return value
+
+
+def _space(name: str):
+    from mnas import spaces
+
+    return spaces.get(name)
+
+
+def _device(device_id: str):
+    from devices.registry import open_device
+
+    return open_device(device_id)
+
+
+def _last_build(store, fingerprint_key: str) -> dict:
+    builds = store.fingerprints().get(fingerprint_key, {}).get("builds", [])
+    return builds[-1] if builds else {}
+
+
+# -- handlers ---------------------------------------------------------------------------------------
+def _build(args: argparse.Namespace) -> int:
+    from latency.store import TableStore
+    from latency.table_builder import build_table, calibrate, ops_of_space, random_specs
+
+    _positive(args.threads, "--threads")
+    if args.resolution < 32:
+        raise UserError(f"resolution must be >= 32, got {args.resolution}")
+    if args.calibrate < 0:
+        raise UserError(f"--calibrate must be >= 0, got {args.calibrate}")
+    space = _space(args.space)
+    ops = ops_of_space(space, args.resolution)
+    device = _device(args.device)
+    try:
+        with TableStore.open(args.out, create=True) as store:
+            description = {"space": space.name, "resolution": args.resolution, "threads": args.threads,
+                           "ops": len(ops)}
+            report = build_table(device, store, ops, threads=args.threads, progress=not args.no_progress,
+                                 statistic=args.statistic, description=description)
+            if args.calibrate:
+                specs = random_specs(space, args.calibrate, args.resolution, CALIBRATION_SEED)
+                report.calibration, report.calibration_points = calibrate(
+                    device, store, report.fingerprint_key, specs, threads=args.threads,
+                    progress=not args.no_progress)
+    finally:
+        device.close()
+    out = report.to_dict() | {"table": str(args.out), "space": space.name, "resolution": args.resolution,
+                              "statistic": args.statistic}
+    if args.json:
+        print_json(out)
+    else:
+        print(f"{args.out}: {report.total_ops} ops of {space.name} at {args.resolution} on {report.fingerprint_key}: "
+              f"{report.measured} measured now, {report.skipped} already stored, {report.seconds:.0f} s")
+        if report.overhead_ms is not None:
+            print(f"invoke overhead: {report.overhead_ms * 1000:.1f} us")
+        if report.calibration:
+            c = report.calibration
+            print(f"calibration ({c.kind}, n={c.n}): predicted = {c.slope:.4f} * sum + {c.intercept_ms:.4f} ms")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from latency.public_luts import import_yaml
+    from latency.store import TableStore
+
+    results = []
+    with TableStore.open(args.out, create=True) as store:
+        for path in args.yaml:
+            key, n = import_yaml(path, store)
+            results.append({"file": str(path), "fingerprint_key": key, "entries": n})
+    if args.json:
+        print_json({"table": str(args.out), "imported": results})
+    else:
+        for r in results:
+            print(f"{r['file']}: {r['entries']} entries -> {args.out} ({r['fingerprint_key']})")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from latency.opkeys import overhead_key
+    from latency.store import TableStore
+
+    with TableStore.open(args.table) as store:
+        meta, counts, fingerprints = store.meta(), store.counts(), store.fingerprints()
+        devices = []
+        for key in sorted(counts):
+            entries = store.entries(key)
+            info = fingerprints.get(key, {})
+            kinds: dict[str, int] = {}
+            for op in entries:
+                head = op.split("-", 1)[0]
+                kinds[head] = kinds.get(head, 0) + 1
+            overhead = entries.get(overhead_key())
+            devices.append({"fingerprint_key": key, "kind": info.get("kind"), "model": info.get("model"),
+                            "statistic": info.get("statistic") or ("mean" if info.get("kind") == "published"
+                                                                   else "median"),
+                            "threads": info.get("threads"), "entries": counts[key], "by_type": kinds,
+                            "overhead_ms": overhead.value(info.get("statistic") or "median") if overhead else None,
+                            "calibration": store.calibration(key), "builds": info.get("builds", []),
+                            "resolution": info.get("resolution"), "file": info.get("file")})
+    payload = {"table": str(args.table), "format": meta.get("format"), "version": meta.get("version"),
+               "created": meta.get("created"), "devices": devices}
+    if args.json:
+        print_json(payload)
+        return 0
+    print(f"{args.table}: {meta.get('format')} v{meta.get('version')}, created {meta.get('created')}")
+    for d in devices:
+        print(f"  {d['fingerprint_key']}  ({d['kind']}, {d['model']}): {d['entries']} entries, sums the "
+              f"{d['statistic']}")
+        print("    " + ", ".join(f"{k} {v}" for k, v in sorted(d["by_type"].items())))
+        if d["overhead_ms"] is not None:
+            print(f"    invoke overhead {d['overhead_ms'] * 1000:.1f} us")
+        if d["calibration"]:
+            c = d["calibration"]
+            print(f"    calibration {c['kind']} (n={c['n']}): {c['slope']:.4f} * sum + {c['intercept_ms']:.4f} ms")
+        for b in d["builds"]:
+            print(f"    built for space {b.get('space')} at {b.get('resolution')} ({b.get('ops')} ops)")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from latency.predictor import Predictor
+    from latency.store import TableStore
+    from latency.table_builder import random_specs, table_fingerprint_key
+    from latency.validate import validate, write_scatter
+
+    _positive(args.samples, "--samples")
+    _positive(args.threads, "--threads")
+    device = _device(args.device)
+    try:
+        device_key = table_fingerprint_key(device, args.threads)
+        predictor = Predictor.load(args.table, device_key=device_key, force=args.force)
+        with TableStore.open(args.table) as store:
+            build = _last_build(store, predictor.fingerprint_key)
+        space_name = args.space or build.get("space")
+        if not space_name:
+            raise UserError(f"{args.table} records no search space; pass --space")
+        space = _space(space_name)
+        resolution = args.resolution or build.get("resolution") or 224
+        specs = random_specs(space, args.samples, resolution, args.seed)
+        result = validate(device, predictor, specs, threads=args.threads, progress=not args.no_progress)
+    finally:
+        device.close()
+    payload = result.to_dict() | {"table": str(args.table), "space": space.name, "resolution": resolution,
+                                  "fingerprint_key": predictor.fingerprint_key}
+    if args.plot:
+        write_scatter(result, args.plot)
+        payload["plot"] = str(args.plot)
+    if args.json:
+        print_json(payload)
+    else:
+        print(f"{result.n} random {space.name} architectures at {resolution} ({result.statistic} of the runs): "
+              f"{payload['within_5pct']:.0%} within +-5%, {payload['within_10pct']:.0%} within +-10%, "
+              f"RMSPE {payload['rmspe']:.1%} (noise floor +-{payload['noise_floor_rel_ci95'] or 0:.1%})")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from latency.store import TableStore
+
+    with TableStore.open(args.table) as store:
+        out = store.export(args.csv or args.parquet)
+        n = sum(store.counts().values())
+    print(f"{n} entries -> {out}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from latency.predictor import Predictor
+    from mnas.archfile import resolve_arch
+
+    spec = resolve_arch(args.arch, resolution=args.resolution)
+    device_key = None
+    if args.device:
+        from latency.table_builder import table_fingerprint_key
+
+        device = _device(args.device)
+        try:
+            device_key = table_fingerprint_key(device, _positive(args.threads, "--threads"))
+        finally:
+            device.close()
+    predictor = Predictor.load(args.table, fingerprint_key=args.fingerprint, device_key=device_key, force=args.force,
+                               resolution=spec.resolution)
+    latency = predictor.predict(spec)
+    payload = {"arch": spec.name, "resolution": spec.resolution, "latency_ms": latency,
+               "raw_sum_ms": predictor.raw_ms(spec), "calibration": predictor.calibration.to_dict(),
+               "fingerprint_key": predictor.fingerprint_key, "table": str(args.table)}
+    if args.breakdown:
+        payload["ops"] = [{"op_key": k, "ms": v} for k, v in predictor.breakdown(spec)]
+    if args.json:
+        print_json(payload)
+        return 0
+    print(f"{spec.name} at {spec.resolution}: {latency:.2f} ms predicted on {predictor.fingerprint_key}")
+    if args.breakdown:
+        for row in payload["ops"]:
+            print(f"  {row['ms']:9.4f}  {row['op_key']}")
+    return 0
+
