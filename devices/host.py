@@ -17,6 +17,7 @@ from pathlib import Path
 
 from devices import stats
 from devices.base import Fingerprint, Profile, ProfileOptions
+from mnas.errors import UserError
 
 CPU_ROOT = Path("/sys/devices/system/cpu")
 THERMAL_ROOT = Path("/sys/class/thermal")
@@ -95,9 +96,20 @@ def runtime_versions() -> dict[str, str]:
 
 
 class HostDevice:
-    """LiteRT on this machine's CPU. Its fingerprint kind is `host`."""
+    """LiteRT on this machine's CPU. Its fingerprint kind is `host`.
 
-    id = "host"
+    `clock="thread-cpu"` (device id `host-cpu`) times invokes by the calling thread's CPU time: on a shared
+    machine wall-clock medians swung 2-4x with other jobs' load while thread CPU time stayed within 5%
+    (docs/latency.md). Its fingerprint names the clock, so its tables never mix with wall-clock ones.
+    """
+
+    def __init__(self, clock: str = "wall") -> None:
+        from devices.litert_runner import CLOCKS
+
+        if clock not in CLOCKS:
+            raise UserError(f"clock {clock!r} not in {tuple(CLOCKS)}")
+        self.clock = clock
+        self.id = "host" if clock == "wall" else "host-cpu"
 
     @cached_property
     def _static(self) -> dict:
@@ -120,7 +132,8 @@ class HostDevice:
 
     def fingerprint(self) -> Fingerprint:
         static = self._static
-        return Fingerprint(kind="host", model=static["model"], soc=static["soc"], abi=static["abi"],
+        model = static["model"] if self.clock == "wall" else f"{static['model']} (thread CPU time)"
+        return Fingerprint(kind="host", model=model, soc=static["soc"], abi=static["abi"],
                            cpu_max_khz=static["cpu_max_khz"], governor=static["governor"],
                            temperatures_c=thermal_zones(), binary_sha256=static["binary_sha256"],
                            extra=dict(static["extra"]))
@@ -142,7 +155,7 @@ class HostDevice:
                                        f"{cooldown.waited_s:.0f} s cool-down (threshold {options.cooldown_temp_c} C)")
 
         def run_round(index: int) -> stats.Round:
-            timings = litert_runner.run_benchmark(path, num_threads=options.threads,
+            timings = litert_runner.run_benchmark(path, num_threads=options.threads, clock=self.clock,
                                                   warmup_runs=options.warmup_runs, num_runs=options.runs)
             return stats.Round.from_times([t / 1000.0 for t in timings.times_us])
 

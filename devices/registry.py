@@ -23,15 +23,21 @@ def is_tcp_address(device_id: str) -> bool:
     return bool(match) and 0 < int(match.group("port")) < 65536
 
 
+HOST_IDS = {"host": "wall", "host-cpu": "thread-cpu"}
+
+
 def open_device(device_id: str, **android_options) -> Device:
-    """`host`, `HOST:PORT` or a USB serial -> a device (not yet connected: the first call connects)."""
+    """`host`, `host-cpu`, `HOST:PORT` or a USB serial -> a device (not yet connected: the first call connects).
+
+    `host-cpu` is the host timed by thread CPU time (robust to other load on a shared machine; 1 thread only).
+    """
     device_id = (device_id or "").strip()
-    if device_id == "host":
+    if device_id in HOST_IDS:
         from devices.host import HostDevice
 
-        return HostDevice()
+        return HostDevice(clock=HOST_IDS[device_id])
     if not device_id or not _SERIAL.match(device_id):
-        raise UserError(f"unknown device {device_id!r}: use `host`, HOST:PORT (ADB over TCP) or a USB serial "
+        raise UserError(f"unknown device {device_id!r}: use `host`, `host-cpu`, HOST:PORT (ADB over TCP) or a USB serial "
                         "(see `mnas devices`)")
     if ":" in device_id and not is_tcp_address(device_id):
         raise UserError(f"unknown device {device_id!r}: HOST:PORT needs a port between 1 and 65535")

@@ -106,3 +106,14 @@ def test_cli_corrupt_tflite_exit_2(tmp_path, capsys):
     assert main(["profile", "--device", "host", "--model", str(junk)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "corrupt.tflite" in err
+
+
+def test_thread_cpu_clock_is_its_own_device(tiny_model):
+    from devices.registry import open_device
+
+    wall, cpu = open_device("host"), open_device("host-cpu")
+    assert cpu.id == "host-cpu" and cpu.fingerprint().key != wall.fingerprint().key
+    profile = cpu.profile(tiny_model, FAST)
+    assert 0 < profile.median_ms < 1000 and "thread CPU time" in profile.fingerprint.model
+    with pytest.raises(UserError, match="1 thread"):
+        cpu.profile(tiny_model, ProfileOptions(threads=2, runs=3, max_rounds=1))
