@@ -13,7 +13,7 @@ import sys
 
 from mnas.errors import UserError
 
-COMMAND_MODULES = ["models", "devices", "emulator", "table", "search", "scale"]
+COMMAND_MODULES = ["models", "devices", "emulator", "table", "search", "scale", "farm"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,85 @@
+"""A latency-table build spread over a phone farm: the same ops and the same rows as `latency.table_builder`.
+
+    with Farm(ids, executor) as farm, TableStore.open(path, create=True) as store:
+        report = build_table_on_farm(farm, store, ops_of_space(space, 224), threads=1)
+
+It enumerates what `build_table` enumerates (every distinct op, plus the `overhead` model), skips what the
+store already holds for this fingerprint (resumable: a killed build re-runs only the missing ops), writes
+every single-op model on the driver, and lets the farm time them on every phone of the fingerprint at once.
+Each result is committed as it arrives, by the driver alone (phones and actors never touch SQLite).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from devices.base import Profile, ProfileOptions
+from latency.opkeys import overhead_key
+from latency.predictor import STATISTICS
+from latency.store import TableStore
+from latency.table_builder import OP_OPTIONS, OVERHEAD_LAYER, BuildReport, _entry_extra, write_op_model
+from mnas.errors import UserError
+from mnas.executors.farm import Farm, Job
+from mnas.spec import Layer
+
+
+def build_table_on_farm(farm: Farm, store: TableStore, ops: dict[str, Layer], *, threads: int = 1,
+                        op_options: ProfileOptions | None = None, progress: bool = True, statistic: str = "median",
+                        description: dict | None = None,
+                        on_op: Callable[[str, str, Profile], None] | None = None) -> BuildReport:
+    """Measure every op of `ops` the table lacks for the farm's (single) fingerprint; store each as it comes.
+
+    `on_op(op_key, device_id, profile)` is called after each row is committed."""
+    if statistic not in STATISTICS:
+        raise UserError(f"statistic must be one of {', '.join(STATISTICS)}, got {statistic!r}")
+    start = time.perf_counter()
+    fingerprint = farm.fingerprint(farm.fingerprint_key())  # mixed farms are refused here
+    options = ProfileOptions(**{**(op_options or OP_OPTIONS).__dict__, "threads": threads})
+    fp_key = f"{fingerprint.key}:t{threads}"
+    # The same fingerprint record as latency.table_builder.build_table, so either builder can resume the other.
+    info = {**fingerprint.to_dict(), "key": fp_key, "device_key": fingerprint.key, "threads": threads}
+    known = store.fingerprints().get(fp_key, {})
+    if known.get("statistic") and known["statistic"] != statistic and store.op_keys(fp_key):
+        raise UserError(f"{store.path} sums the {known['statistic']} for {fp_key}; rebuild into a new file to use "
+                        f"{statistic}")
+    info["statistic"] = statistic
+    info["builds"] = known.get("builds", []) + ([description] if description else [])
+    store.add_fingerprint(fp_key, info)
+    done = store.op_keys(fp_key)
+    todo = {k: layer for k, layer in ops.items() if k not in done}
+    if overhead_key() not in done:
+        todo = {overhead_key(): OVERHEAD_LAYER, **todo}
+    measured = 0
+    by_device: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="mnas-farm-ops-") as tmp, _progress(progress) as bar:
+        jobs = [Job(key, write_op_model([layer], Path(tmp) / f"op{i}.tflite")) for i, (key, layer) in
+                enumerate(todo.items())]
+        task = bar.add_task(f"ops on {len(farm.groups[fingerprint.key])} x {fingerprint.model}", total=len(jobs))
+        for result in farm.profile_many(jobs, fingerprint.key, options):
+            layer = todo[result.key]
+            profile = result.profile
+            extra = {**_entry_extra(profile, None if result.key == overhead_key() else layer),
+                     "device_id": result.device_id}
+            store.put(fp_key, result.key, profile.runs, profile.mean_ms, profile.median_ms, profile.std_ms, extra)
+            measured += 1
+            by_device[result.device_id] = by_device.get(result.device_id, 0) + 1
+            if on_op is not None:
+                on_op(result.key, result.device_id, profile)
+            bar.advance(task)
+    overhead = store.entries(fp_key).get(overhead_key())
+    report = BuildReport(fp_key, len(ops), measured, sum(1 for k in ops if k in done), time.perf_counter() - start,
+                         overhead.value(statistic) if overhead else None)
+    report.by_device = by_device  # type: ignore[attr-defined]  # ops measured per phone, for the CLI/benchmark
+    report.lost = dict(farm.lost)  # type: ignore[attr-defined]
+    report.requeued = farm.requeued  # type: ignore[attr-defined]
+    return report
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    disable=not enabled, transient=False)
