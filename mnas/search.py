@@ -1,0 +1,302 @@
+"""The search loop: ask -> spec -> ACC (evaluator) + LAT (each latency source) -> reward -> tell -> store.
+
+    setup = SearchSetup(space, "ppo", evaluator, [DeviceLatency(open_device("host"))], Reward("soft", [20.0]),
+                        steps=10, batch=4, seed=0)
+    with RunStore(out / "run.db") as store:
+        result = run_search(setup, store, resume=True)
+        summary = write_outputs(setup, store, out)
+
+Each step asks the controller for `batch` samples, evaluates them one by one (each child is committed to the
+run store as it finishes) and tells the controller the rewards. The run store makes it resumable after any kill
+(see `mnas.runstore`); a resumed run draws exactly the samples an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from mnas import controllers
+from mnas.errors import UserError
+from mnas.evaluators.base import Evaluator
+from mnas.latency_sources import LatencySource
+from mnas.pareto import best_within, pareto_front, plot_front
+from mnas.reward import Reward
+from mnas.runstore import ChildRecord, RunStore, spec_key, spec_to_dict
+from mnas.spaces import Space
+from mnas.spec import ModelSpec
+
+
+@dataclass
+class SearchSetup:
+    """Everything that defines a run. `settings()` is what the run store keeps and checks on resume."""
+
+    space: Space
+    controller: str
+    evaluator: Evaluator
+    sources: Sequence[LatencySource]
+    reward: Reward
+    steps: int
+    batch: int = 1
+    seed: int = 0
+    resolution: int = 224  # the latency side: specs are built, measured and exported at this resolution
+    num_classes: int = 1000  # the deployable head (ImageNet, as in MnasNet); the evaluator swaps in the proxy's
+    controller_options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch < 1:
+            raise UserError(f"--steps and --batch must be >= 1, got {self.steps} and {self.batch}")
+        if len(self.sources) != self.reward.num_devices:
+            raise UserError(f"{len(self.sources)} latency source(s) but {self.reward.num_devices} target(s): "
+                            "give one --target-ms value per --device/--table")
+
+    def settings(self) -> dict:
+        return {"space": self.space.name, "controller": self.controller,
+                "controller_options": dict(self.controller_options), "reward": self.reward.to_dict(),
+                "latency": [{"name": s.name, **s.settings()} for s in self.sources],
+                "evaluator": self.evaluator.settings(), "steps": self.steps, "batch": self.batch,
+                "seed": self.seed, "resolution": self.resolution, "num_classes": self.num_classes}
+
+    def spec(self, sample: Sequence[int]) -> ModelSpec:
+        return self.space.to_spec(sample, resolution=self.resolution, num_classes=self.num_classes)
+
+    @property
+    def source_names(self) -> list[str]:
+        return [s.name for s in self.sources]
+
+
+# -- targets ----------------------------------------------------------------------------------------
+def latencies(sources: Sequence[LatencySource], spec: ModelSpec) -> list[float]:
+    return [float(s.latency_ms([spec])[0]) for s in sources]
+
+
+def check_targets(space: Space, sources: Sequence[LatencySource], targets_ms: Sequence[float],
+                  resolution: int, num_classes: int = 1000) -> list[float]:
+    """Refuse a target below the smallest model of the space on its device; return those smallest latencies."""
+    smallest = space.smallest_spec(resolution=resolution, num_classes=num_classes)
+    floor = latencies(sources, smallest)
+    for source, target, low in zip(sources, targets_ms, floor):
+        if target < low:
+            raise UserError(f"target {target:g} ms on {source.name} is below the smallest model of space "
+                            f"{space.name!r} ({low:.3g} ms at {resolution}px); no architecture can meet it")
+    return floor
+
+
+# -- the loop ---------------------------------------------------------------------------------------
+@dataclass
+class SearchResult:
+    children: list[ChildRecord]
+    resumed: bool
+    new_children: int
+    seconds: float
+
+
+def run_search(setup: SearchSetup, store: RunStore, resume: bool = False, progress: bool = True,
+               on_child: Callable[[ChildRecord], None] | None = None) -> SearchResult:
+    """Run (or continue) the search until `setup.steps` steps are closed in `store`."""
+    start = time.perf_counter()
+    resumed = store.start_or_resume(setup.settings(), resume)
+    controller = controllers.create(setup.controller, setup.space, setup.seed, **setup.controller_options)
+    last = store.last_closed_step()
+    if last is not None:
+        controller.load_state_dict(last[1])
+    next_step = 0 if last is None else last[0] + 1
+    total = setup.steps * setup.batch
+    done_before = store.count_children()
+    new = 0
+    bar = _Progress(total, done_before, enabled=progress)
+    best = _Best.from_children(store.children())
+    bar.update(0, best.describe())
+    try:
+        open_step = store.open_step()
+        step = next_step
+        while step < setup.steps:
+            if open_step is not None and open_step.step == step:
+                samples = [tuple(s) for s in open_step.samples]
+                controller.load_state_dict(open_step.asked_state)
+                open_step = None
+            else:
+                samples = controller.ask(setup.batch)
+                store.begin_step(step, [list(s) for s in samples], controller.state_dict())
+            have = {c.idx for c in store.children(step)}
+            for idx, sample in enumerate(samples):
+                if idx in have:
+                    continue
+                child = evaluate_child(setup, step, idx, sample)
+                store.add_child(child)
+                new += 1
+                best.offer(child)
+                bar.update(1, best.describe())
+                if on_child is not None:
+                    on_child(child)
+            rewards = [c.reward for c in store.children(step)]
+            controller.tell(samples, rewards)
+            store.close_step(step, controller.state_dict())
+            step += 1
+    finally:
+        bar.close()
+    return SearchResult(store.children(), resumed, new, time.perf_counter() - start)
+
+
+def evaluate_child(setup: SearchSetup, step: int, idx: int, sample: Sequence[int]) -> ChildRecord:
+    t0 = time.perf_counter()
+    spec = setup.spec(sample)
+    result = setup.evaluator.evaluate([spec])[0]
+    t1 = time.perf_counter()
+    lat, lat_seconds = [], {}
+    for source in setup.sources:
+        lat.append(float(source.latency_ms([spec])[0]))
+        for k, v in getattr(source, "last_seconds", {}).items():
+            lat_seconds[k] = lat_seconds.get(k, 0.0) + v
+    t2 = time.perf_counter()
+    reward = setup.reward(result.accuracy, lat)
+    seconds = {"accuracy_s": t1 - t0, "latency_s": t2 - t1, "total_s": t2 - t0, **lat_seconds}
+    if not result.cached:
+        seconds.update({k: float(v) for k, v in result.detail.items() if k.endswith("_s")})
+    return ChildRecord(step=step, idx=idx, sample=list(sample), spec=spec_to_dict(spec), spec_key=spec_key(spec),
+                       accuracy=float(result.accuracy), latency_ms=dict(zip(setup.source_names, lat)),
+                       measured={s.name: bool(s.measured) for s in setup.sources}, reward=float(reward),
+                       seconds=seconds, cached=bool(result.cached),
+                       detail={k: v for k, v in result.detail.items() if not k.endswith("_s")})
+
+
+class _Best:
+    """The best child so far (highest reward), for the progress line."""
+
+    def __init__(self) -> None:
+        self.child: ChildRecord | None = None
+
+    @classmethod
+    def from_children(cls, children: list[ChildRecord]) -> "_Best":
+        best = cls()
+        for c in children:
+            best.offer(c)
+        return best
+
+    def offer(self, child: ChildRecord) -> None:
+        if self.child is None or child.reward > self.child.reward:
+            self.child = child
+
+    def describe(self) -> str:
+        if self.child is None:
+            return "best: -"
+        lat = ", ".join(f"{v:.2f}" for v in self.child.latency_ms.values())
+        return f"best reward {self.child.reward:.4f} (acc {self.child.accuracy:.3f}, {lat} ms)"
+
+
+class _Progress:
+    """A rich progress bar on stderr (nothing when disabled or when rich is missing)."""
+
+    def __init__(self, total: int, completed: int, enabled: bool) -> None:
+        self._progress = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(TextColumn("search"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                  TextColumn("{task.description}"), console=Console(stderr=True), transient=False)
+        self._progress.start()
+        self._task = self._progress.add_task("", total=total, completed=completed)
+
+    def update(self, advance: int, description: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, advance=advance, description=description)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+# -- outputs ----------------------------------------------------------------------------------------
+HISTORY_FIELDS = ["step", "idx", "name", "accuracy", "reward", "cached", "sample", "blocks"]
+
+
+def write_history(path: Path, children: list[ChildRecord]) -> Path:
+    names = list(children[0].latency_ms) if children else []
+    second_keys = sorted({k for c in children for k in c.seconds})
+    header = HISTORY_FIELDS[:6] + [f"latency_ms[{n}]" for n in names] + [f"measured[{n}]" for n in names] \
+        + second_keys + HISTORY_FIELDS[6:]
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        for c in children:
+            writer.writerow([c.step, c.idx, c.name, f"{c.accuracy:.6f}", f"{c.reward:.6f}", int(c.cached)]
+                            + [f"{c.latency_ms[n]:.4f}" for n in names] + [int(c.measured[n]) for n in names]
+                            + [f"{c.seconds.get(k, 0.0):.3f}" for k in second_keys]
+                            + [".".join(map(str, c.sample)), " ".join(c.spec["blocks"])])
+    return path
+
+
+def summarize(setup: SearchSetup, children: list[ChildRecord]) -> dict:
+    """Best child within the targets, the Pareto front, counts: pure, for the CLI and the outputs."""
+    if not children:
+        raise UserError("the run has no evaluated children yet")
+    names = setup.source_names
+    acc = [c.accuracy for c in children]
+    lat = [[c.latency_ms[n] for n in names] for c in children]
+    rewards = [c.reward for c in children]
+    best_idx, within = best_within(acc, lat, setup.reward.targets_ms, rewards)
+    best = children[best_idx]
+    front = pareto_front(acc, lat)
+    distinct = len({c.spec_key for c in children})
+    return {
+        "best": {"name": best.name, "step": best.step, "idx": best.idx, "accuracy": best.accuracy,
+                 "latency_ms": best.latency_ms, "measured": best.measured, "reward": best.reward,
+                 "within_target": within, "blocks": best.spec["blocks"], "sample": best.sample},
+        "best_index": best_idx,
+        "targets_ms": dict(zip(names, setup.reward.targets_ms)),
+        "pareto": [{"name": children[i].name, "accuracy": children[i].accuracy,
+                    "latency_ms": children[i].latency_ms} for i in front],
+        "counts": {"children": len(children), "distinct": distinct, "steps": setup.steps, "batch": setup.batch,
+                   "budget": setup.steps * setup.batch,
+                   "within_target": int(np.sum(np.all(np.asarray(lat) <= np.asarray(setup.reward.targets_ms),
+                                                      axis=1)))},
+        "best_reward_so_far": [float(v) for v in np.maximum.accumulate(rewards)],
+        "seconds": {"total_child_s": float(sum(c.seconds.get("total_s", 0.0) for c in children))},
+    }
+
+
+def write_outputs(setup: SearchSetup, store: RunStore, out_dir: str | Path, export: bool = True,
+                  references: dict[str, tuple[float, Sequence[float]]] | None = None) -> dict:
+    """history.csv, pareto.png, best.json and best.tflite in `out_dir`; returns the summary with file paths."""
+    from mnas.archfile import save_arch_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    children = store.children()
+    summary = summarize(setup, children)
+    best = children[summary.pop("best_index")]
+    files = {"run_store": str(store.path), "history": str(write_history(out / "history.csv", children))}
+    best_spec = best.to_spec()
+    files["best_json"] = str(save_arch_file(best_spec, out / "best.json"))
+    acc = [c.accuracy for c in children]
+    lat = [[c.latency_ms[n] for n in setup.source_names] for c in children]
+    files["pareto_png"] = str(plot_front(
+        out / "pareto.png", acc, lat, setup.source_names, setup.reward.targets_ms,
+        [s.measured for s in setup.sources], references=references, best=children.index(best),
+        title=f"{setup.space.name} / {setup.controller} / {setup.reward.kind}: {len(children)} children"))
+    if export:
+        from mnas.export import export_tflite
+
+        files["best_tflite"] = str(export_tflite(best_spec, out / "best.tflite"))
+    summary["files"] = files
+    return summary
+
+
+def default_targets(sources: Sequence[LatencySource], resolution: int, factor: float = 0.8,
+                    reference: str = "mnasnet-a1", num_classes: int = 1000) -> list[float]:
+    """`factor` x the latency of the reference zoo model on each source (the MnasNet-style default target)."""
+    from mnas import zoo
+
+    spec = zoo.get(reference, resolution=resolution, num_classes=num_classes)
+    try:
+        return [factor * v for v in latencies(sources, spec)]
+    except UserError as err:  # e.g. a table of another space does not cover the reference's ops
+        raise UserError(f"no --target-ms given and the default ({factor} x {reference}) cannot be computed: "
+                        f"{err}") from None

@@ -1,0 +1,94 @@
+"""`mnas search` from the command line: bad input is one line and exit 2; a tiny real search end to end
+(table latency, real proxy training, TFLite export) and its resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mnas.runstore import RunStore
+from tests.test_search import note10_table
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> Path:
+    return note10_table(tmp_path_factory.mktemp("luts"))
+
+
+def _one_line_error(proc, *needles: str) -> None:
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--space", "nope", "--device", "host"], ["unknown search space 'nope'", "mnasnet"]),
+    (["--space", "mnasnet", "--device", "host", "--controller", "rnn"], ["unknown controller 'rnn'", "ppo"]),
+    (["--space", "mnasnet", "--device", "host", "--evaluator", "oracle"], ["unknown evaluator 'oracle'"]),
+    (["--space", "mnasnet", "--device", "host", "--reward", "linear"], ["unknown reward 'linear'"]),
+    (["--space", "mnasnet", "--device", "host", "--target-ms", "fast"], ["--target-ms must be numbers"]),
+    (["--space", "mnasnet", "--device", "host", "--target-ms", "10,20"], ["2 value(s) but 1 device/table"]),
+    (["--space", "mnasnet", "--device", "host", "--target-ms", "-3"], ["must be positive"]),
+    (["--space", "mnasnet"], ["at least one --device ID or --table FILE"]),
+    (["--space", "mnasnet", "--device", "host", "--controller", "evolution", "--controller-opt", "size=3"],
+     ["has no option 'size'"]),
+])
+def test_bad_names_and_targets_are_one_line_exit_2(run_cli, tmp_path, args, needles):
+    _one_line_error(run_cli("search", *args, "--out", tmp_path / "run"), *needles)
+
+
+def test_bad_data_is_one_line_exit_2(run_cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    _one_line_error(run_cli("search", "--space", "mnasnet", "--device", "host", "--data", tmp_path / "empty",
+                            "--out", tmp_path / "run"), "no class sub-folders")
+    (tmp_path / "one" / "cls").mkdir(parents=True)
+    from PIL import Image
+
+    for i in range(3):
+        Image.new("RGB", (8, 8), (i, i, i)).save(tmp_path / "one" / "cls" / f"{i}.png")
+    _one_line_error(run_cli("search", "--space", "mnasnet", "--device", "host", "--data", tmp_path / "one",
+                            "--out", tmp_path / "run"), "1 class(es)")
+
+
+def test_target_below_the_smallest_model_is_one_line_exit_2(run_cli, tmp_path, table):
+    proc = run_cli("search", "--space", "ofa-mbv3", "--table", table, "--target-ms", "1", "--out", tmp_path / "r")
+    _one_line_error(proc, "target 1 ms", "below the smallest model of space 'ofa-mbv3'")
+
+
+def test_default_target_needs_a_table_that_covers_the_reference(run_cli, tmp_path, table):
+    proc = run_cli("search", "--space", "ofa-mbv3", "--table", table, "--out", tmp_path / "r")
+    _one_line_error(proc, "no --target-ms given", "mnasnet-a1")
+
+
+def test_existing_run_needs_resume_and_resume_needs_the_same_settings(run_cli, tmp_path, table):
+    out = tmp_path / "run"
+    with RunStore(out / "run.db") as store:
+        store.start_or_resume({"space": "ofa-mbv3", "controller": "ppo"}, resume=False)
+    base = ["search", "--space", "ofa-mbv3", "--table", table, "--target-ms", "40", "--out", out]
+    _one_line_error(run_cli(*base), "already holds a run; pass --resume")
+    _one_line_error(run_cli(*base, "--resume"), "cannot resume", "with other settings", "batch: stored None")
+
+
+@pytest.mark.slow
+def test_tiny_search_end_to_end_then_resume_adds_nothing(run_cli, tmp_path, table):
+    out = tmp_path / "run"
+    args = ["search", "--space", "ofa-mbv3", "--table", table, "--target-ms", "45", "--controller", "random",
+            "--steps", "1", "--batch", "1", "--epochs", "1", "--train-size", "128", "--val-size", "64",
+            "--out", out, "--json", "--no-progress"]
+    proc = run_cli(*args, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["counts"]["children"] == 1 and summary["counts"]["new_this_run"] == 1
+    assert 0.0 <= summary["best"]["accuracy"] <= 1.0 and summary["best"]["measured"] == {f"table:{table}": False}
+    for key in ("history", "pareto_png", "best_json", "best_tflite"):
+        assert Path(summary["files"][key]).stat().st_size > 0, key
+    assert Path(summary["files"]["best_tflite"]).read_bytes()[4:8] == b"TFL3"
+    again = run_cli(*args, "--resume", timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    resumed = json.loads(again.stdout)
+    assert resumed["resumed"] and resumed["counts"]["new_this_run"] == 0
+    assert resumed["best"] == summary["best"]

@@ -1,0 +1,239 @@
+"""The search loop: budget, outputs, Pareto front, target floor, and resume after a crash or a kill -9.
+
+Latency comes from a real table (OFA's published Note10 table, imported) so runs are deterministic. Accuracy
+comes from `CostEvaluator`, a test stand-in: proxy training makes a kill/resume test minutes long, and these
+tests are about the loop, not about accuracy (tests/test_evaluator.py and tests/test_cli_search.py train real
+children).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnas import spaces
+from mnas.costs import count_macs
+from mnas.errors import UserError
+from mnas.evaluators.base import EvalResult
+from mnas.pareto import best_within, pareto_front
+from mnas.reward import Reward
+from mnas.runstore import RunStore
+from mnas.search import SearchSetup, check_targets, run_search, summarize, write_outputs
+
+REPO = Path(__file__).resolve().parents[1]
+NOTE10_224 = "ofa_note10/224_lookup_table.yaml"
+
+
+class CostEvaluator:
+    """Test stand-in evaluator: accuracy rises smoothly with the child's MACs (as it tends to on a proxy)."""
+
+    name = "cost-standin"
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+        self.calls = 0
+
+    def settings(self) -> dict:
+        return {"evaluator": self.name}
+
+    def evaluate(self, specs):
+        out = []
+        for spec in specs:
+            self.calls += 1
+            time.sleep(self.delay_s)
+            macs = count_macs(spec)
+            out.append(EvalResult(0.5 + 0.4 * (1 - math.exp(-macs / 3e8)), self.delay_s, False, {"macs": macs}))
+        return out
+
+
+def note10_table(directory: Path) -> Path:
+    from latency.public_luts import default_luts_dir, import_yaml
+    from latency.store import TableStore
+
+    yaml_path = default_luts_dir() / NOTE10_224
+    if not yaml_path.exists():
+        pytest.skip(f"published Note10 table not at {yaml_path}")
+    path = directory / "note10.db"
+    if not path.exists():
+        with TableStore.open(path, create=True) as store:
+            import_yaml(yaml_path, store)
+    return path
+
+
+def make_setup(table: Path, controller: str = "ppo", steps: int = 4, batch: int = 3, target_ms: float = 45.0,
+               delay_s: float = 0.0, **options) -> SearchSetup:
+    from latency.predictor import Predictor
+    from mnas.latency_sources import TableLatency
+
+    source = TableLatency(Predictor.load(table, resolution=224), name="note10")
+    return SearchSetup(space=spaces.get("ofa-mbv3"), controller=controller, evaluator=CostEvaluator(delay_s),
+                       sources=[source], reward=Reward("soft", [target_ms]), steps=steps, batch=batch, seed=3,
+                       controller_options=options)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> Path:
+    return note10_table(tmp_path_factory.mktemp("luts"))
+
+
+def _trace(store: RunStore) -> list[tuple]:
+    return [(c.step, c.idx, tuple(c.sample), round(c.reward, 12)) for c in store.children()]
+
+
+def test_search_fills_the_budget_and_writes_history_plot_and_best(tmp_path, table):
+    setup = make_setup(table)
+    with RunStore(tmp_path / "run" / "run.db") as store:
+        result = run_search(setup, store, progress=False)
+        assert result.new_children == 12 and len(result.children) == 12 and store.closed_steps() == 4
+        summary = write_outputs(setup, store, tmp_path / "run", export=False)
+    best = summary["best"]
+    assert best["within_target"] and best["latency_ms"]["note10"] <= 45.0
+    within = [c for c in result.children if c.latency_ms["note10"] <= 45.0]
+    assert best["accuracy"] == max(c.accuracy for c in within)
+    assert all(c.measured == {"note10": False} for c in result.children)  # predicted, and said so
+    lines = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert len(lines) == 13 and "latency_ms[note10]" in lines[0]
+    assert (tmp_path / "run" / "pareto.png").stat().st_size > 5000
+    from mnas.archfile import load_arch_file
+
+    assert load_arch_file(tmp_path / "run" / "best.json").block_strings() == best["blocks"]
+
+
+@pytest.mark.parametrize("controller, options", [("ppo", {}), ("reinforce", {}), ("evolution", {"population": 4,
+                                                                                                    "sample_size": 2}),
+                                                 ("random", {})])
+def test_a_crashed_run_resumes_to_exactly_the_uninterrupted_run(tmp_path, table, controller, options):
+    with RunStore(tmp_path / "a.db") as store:
+        run_search(make_setup(table, controller, **options), store, progress=False)
+        expected = _trace(store)
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_five(child):
+        if child.step * 3 + child.idx == 4:
+            raise Crash
+
+    with RunStore(tmp_path / "b.db") as store:
+        with pytest.raises(Crash):
+            run_search(make_setup(table, controller, **options), store, progress=False, on_child=crash_after_five)
+        assert store.count_children() == 5 and store.open_step().step == 1
+    with RunStore(tmp_path / "b.db") as store:
+        setup = make_setup(table, controller, **options)
+        result = run_search(setup, store, resume=True, progress=False)
+        assert result.resumed and result.new_children == 7 and setup.evaluator.calls == 7
+        assert _trace(store) == expected
+
+
+KILL_SCRIPT = """
+import sys
+sys.path.insert(0, {repo!r})
+from pathlib import Path
+from mnas.runstore import RunStore
+from mnas.search import run_search
+from tests.test_search import make_setup
+with RunStore({db!r}) as store:
+    run_search(make_setup(Path({table!r}), steps=4, batch=3, delay_s=0.4), store, resume=True, progress=False)
+"""
+
+
+def test_kill_9_mid_search_then_resume_loses_and_duplicates_nothing(tmp_path, table):
+    with RunStore(tmp_path / "ref.db") as store:
+        run_search(make_setup(table), store, progress=False)
+        expected = _trace(store)
+    db = tmp_path / "killed.db"
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT.format(repo=str(REPO), db=str(db), table=str(table)))
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        count = 0
+        while time.time() < deadline and proc.poll() is None:
+            if db.exists():
+                with RunStore(db) as store:
+                    count = store.count_children()
+                if count >= 5:
+                    break
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    with RunStore(db) as store:
+        killed_at = store.count_children()
+        assert 5 <= killed_at < 12
+        result = run_search(make_setup(table), store, resume=True, progress=False)
+        assert result.new_children == 12 - killed_at
+        trace = _trace(store)
+    assert len({(s, i) for s, i, *_ in trace}) == 12
+    assert trace == expected
+
+
+def test_resume_with_other_settings_is_refused_naming_the_keys(tmp_path, table):
+    with RunStore(tmp_path / "run.db") as store:
+        run_search(make_setup(table, steps=1, batch=2), store, progress=False)
+    with RunStore(tmp_path / "run.db") as store, pytest.raises(UserError, match="controller: stored 'ppo'"):
+        run_search(make_setup(table, "random", steps=1, batch=2), store, resume=True, progress=False)
+
+
+def test_a_target_below_the_smallest_model_of_the_space_is_refused(table):
+    setup = make_setup(table)
+    floor = check_targets(setup.space, setup.sources, [100.0], 224)[0]
+    assert 0 < floor < 100
+    with pytest.raises(UserError, match=r"below the smallest model of space 'ofa-mbv3'"):
+        check_targets(setup.space, setup.sources, [floor * 0.9], 224)
+
+
+def test_pareto_front_and_best_within_targets():
+    acc = [0.5, 0.7, 0.6, 0.9, 0.7]
+    lat = [10.0, 20.0, 30.0, 40.0, 20.0]  # (0.6, 30) is dominated; the second (0.7, 20) is a duplicate
+    assert pareto_front(acc, lat) == [0, 1, 3]
+    assert best_within(acc, np.array(lat)[:, None], [35.0], [0.1, 0.2, 0.3, 0.4, 0.5]) == (4, True)
+    assert best_within(acc, np.array(lat)[:, None], [5.0], [0.1, 0.2, 0.3, 0.4, 0.5]) == (4, False)
+    two = np.array([[10, 50], [20, 10], [30, 30]], dtype=float)  # two devices: a trade-off on each keeps all three
+    assert pareto_front([0.5, 0.5, 0.6], two) == [0, 1, 2]
+    assert pareto_front([0.5, 0.5, 0.4], two) == [0, 1]
+
+
+def test_summary_counts_and_best_reward_curve(tmp_path, table):
+    setup = make_setup(table, steps=2, batch=2)
+    with RunStore(tmp_path / "run.db") as store:
+        children = run_search(setup, store, progress=False).children
+    summary = summarize(setup, children)
+    assert summary["counts"]["children"] == 4 and summary["counts"]["budget"] == 4
+    curve = summary["best_reward_so_far"]
+    assert curve == sorted(curve) and curve[-1] == max(c.reward for c in children)
+
+
+def test_two_devices_one_target_each_multiply_the_latency_terms(tmp_path, table):
+    from latency.predictor import Predictor
+    from mnas.latency_sources import TableLatency
+
+    predictor = Predictor.load(table, resolution=224)
+    setup = make_setup(table, steps=1, batch=3)
+    setup.sources = [TableLatency(predictor, name="phone-a"), TableLatency(predictor, name="phone-b")]
+    setup.reward = Reward("soft", [45.0, 30.0])
+    with RunStore(tmp_path / "run" / "run.db") as store:
+        children = run_search(setup, store, progress=False).children
+        summary = write_outputs(setup, store, tmp_path / "run", export=False)
+    for c in children:
+        a, b = c.latency_ms["phone-a"], c.latency_ms["phone-b"]
+        assert c.reward == pytest.approx(c.accuracy * (a / 45.0) ** -0.07 * (b / 30.0) ** -0.07)
+    assert summary["targets_ms"] == {"phone-a": 45.0, "phone-b": 30.0}
+    assert not summary["best"]["within_target"]  # none of these seeded samples meets 30 ms: best reward shown
+    assert "latency_ms[phone-b]" in (tmp_path / "run" / "history.csv").read_text().splitlines()[0]
+
+
+def test_setup_refuses_a_target_count_other_than_the_source_count(table):
+    with pytest.raises(UserError, match="1 latency source\\(s\\) but 2 target\\(s\\)"):
+        SearchSetup(space=spaces.get("ofa-mbv3"), controller="random", evaluator=CostEvaluator(),
+                    sources=make_setup(table).sources, reward=Reward("soft", [1.0, 2.0]), steps=1)
