@@ -237,3 +237,30 @@ def test_setup_refuses_a_target_count_other_than_the_source_count(table):
     with pytest.raises(UserError, match="1 latency source\\(s\\) but 2 target\\(s\\)"):
         SearchSetup(space=spaces.get("ofa-mbv3"), controller="random", evaluator=CostEvaluator(),
                     sources=make_setup(table).sources, reward=Reward("soft", [1.0, 2.0]), steps=1)
+
+
+class ParallelCostEvaluator(CostEvaluator):
+    """The stand-in, declared parallel (as `mnas.executors.children.ParallelEvaluator` is): records batch sizes."""
+
+    parallel = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def evaluate(self, specs):
+        self.batches.append(len(specs))
+        return super().evaluate(specs)
+
+
+def test_a_parallel_evaluator_gets_each_step_as_one_batch_with_the_same_results(tmp_path, table):
+    serial = make_setup(table, controller="evolution", steps=3, batch=4)
+    with RunStore(tmp_path / "serial.db") as store:
+        expected = [(c.step, c.idx, c.reward) for c in run_search(serial, store, progress=False).children]
+    parallel = make_setup(table, controller="evolution", steps=3, batch=4)
+    evaluator = ParallelCostEvaluator()
+    parallel.evaluator = evaluator
+    with RunStore(tmp_path / "parallel.db") as store:
+        got = [(c.step, c.idx, c.reward) for c in run_search(parallel, store, progress=False).children]
+    assert evaluator.batches == [4, 4, 4]
+    assert got == expected

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from mnas.commands._common import print_json
+from mnas.executors import add_executor_arguments
 from mnas.errors import UserError
 
 DEFAULT_TARGET_FACTOR = 0.8
@@ -57,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-export", action="store_true", help="do not write best.tflite")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_executor_arguments(p)
     p.set_defaults(func=_search)
 
 
@@ -174,6 +176,8 @@ def _run(args, space, data, store, targets, controller_options, stored: dict) ->
                                   proxy_resolution=args.proxy_resolution, seed=args.seed,
                                   learning_rate=args.lr, cache=store.cache("accuracy"), space=space,
                                   state_dir=Path(args.out) / args.evaluator)
+    if args.executor == "ray":
+        evaluator = _on_ray(args, evaluator, data, space)
     setup = SearchSetup(space=space, controller=args.controller, evaluator=evaluator, sources=sources,
                         reward=Reward(args.reward, targets), steps=args.steps, batch=args.batch, seed=args.seed,
                         resolution=args.resolution, controller_options=controller_options)
@@ -222,3 +226,18 @@ def _print_summary(summary: dict) -> None:
     for key, path in summary["files"].items():
         print(f"{key}: {path}")
     sys.stdout.flush()
+
+
+def _on_ray(args, evaluator, data, space):
+    """Children of a step train as parallel Ray tasks; the wrapper keeps the evaluator's name and settings, so a
+    run started locally resumes on Ray and back."""
+    import functools
+
+    from mnas import evaluators
+    from mnas.executors import executor_from_args
+    from mnas.executors.children import ParallelEvaluator
+
+    factory = functools.partial(evaluators.create, args.evaluator, data=data, epochs=args.epochs,
+                                batch_size=args.batch_size, proxy_resolution=args.proxy_resolution,
+                                seed=args.seed, learning_rate=args.lr, space=space)
+    return ParallelEvaluator(evaluator, factory, executor_from_args(args))
