@@ -1,0 +1,8 @@
+"""One-shot weight sharing (ENAS / TuNAS style): a supernet whose paths are the children of a search space.
+
+    model.py      the Keras supernet (`Supernet(space, num_classes)`; a sample tensor selects the path)
+    evaluator.py  `SupernetEvaluator`: the `supernet` accuracy evaluator of `mnas search`
+    rank.py       stand-alone retraining of chosen children and the Kendall tau of one-shot vs stand-alone
+
+See docs/supernet.md. Importing this package does not import TF; its modules do.
+"""

@@ -1,0 +1,252 @@
+"""`supernet`: the weight-sharing accuracy evaluator (ENAS / TuNAS style), behind the `standalone` protocol.
+
+`evaluate(specs)`: on the first call, W warm-up steps on uniformly sampled paths; then for each spec, K shared-weight
+training steps on its path (train split, batches drawn with the evaluator's own seeded rng) and its accuracy on a
+fixed held-out batch of the validation split. The accuracy is the one-shot estimate of ACC(m) for the reward.
+
+Specs -> paths: a spec made by `Space.to_spec` carries its sample in `spec.extra["sample"]`; a spec without it
+(e.g. rebuilt from a run store) is mapped back by matching its blocks stage by stage (`sample_of`).
+
+BatchNorm: the supernet always normalises with the current batch's statistics (model.py), so the held-out batch
+is scored in one forward pass with its own statistics *for this path*; moving averages shared by all paths would
+mix the statistics of different widths/ops and score every path with the wrong ones.
+
+Resume: with a `state_dir` (the search passes its run directory's `supernet/`), the shared weights, the optimizer
+slots, the step and call counters and the rng state are written to `state_dir/supernet.npz` (atomically) every
+`checkpoint_every` calls, and loaded on construction, so a resumed search continues from the last checkpoint
+(at most `checkpoint_every - 1` calls of shared-weight training are redone). A checkpoint of another space or
+proxy setting is refused with one line.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from mnas.data import ProxyData
+from mnas.errors import UserError
+from mnas.evaluators.base import EvalResult
+from mnas.spaces.base import Sample, Space
+from mnas.spec import ModelSpec
+
+CHECKPOINT_NAME = "supernet.npz"
+
+
+def resolve_space(space: Space | str | None) -> Space:
+    from mnas import spaces
+
+    if space is None:
+        raise UserError("the supernet evaluator needs the search space (--space)")
+    return space if isinstance(space, Space) else spaces.get(str(space))
+
+
+def sample_of(space: Space, spec: ModelSpec) -> Sample:
+    """The sample of `space` whose spec is `spec` (its `extra["sample"]`, else by matching blocks), or UserError."""
+    extra = getattr(spec, "extra", None) or {}
+    if extra.get("sample") is not None and extra.get("space", space.name) == space.name:
+        return space.decode_sample(str(extra["sample"]))
+    if extra.get("space") not in (None, space.name):
+        raise UserError(f"spec {spec.name!r} comes from space {extra['space']!r}, the supernet holds {space.name!r}")
+    blocks = list(spec.blocks)
+    stage_values, width = [], int(space.params.get("stem_filters", 32))
+    for stage in space.stages:
+        found = None
+        for values in itertools.product(*(c.options for c in stage.choices)):
+            made = stage.blocks(values, width)
+            if blocks[:len(made)] == made:
+                found = values
+                break
+        if found is None:
+            raise UserError(f"spec {spec.name!r} is not an architecture of space {space.name!r} "
+                            f"(no option of {stage.choices[0].tag.split('/')[0]} matches its blocks)")
+        blocks = blocks[len(stage.blocks(found, width)):]
+        stage_values.append(found)
+        width = stage.out_filters(found)
+    if blocks:
+        raise UserError(f"spec {spec.name!r} has {len(blocks)} more blocks than space {space.name!r}")
+    return space._sample_of(stage_values)
+
+
+class SupernetEvaluator:
+    name = "supernet"
+
+    def __init__(self, data: ProxyData, space: Space | str | None = None, steps_per_child: int = 10,
+                 warmup_steps: int = 200, batch_size: int = 64, val_batch: int = 500, proxy_resolution: int = 32,
+                 learning_rate: float = 1e-3, seed: int = 0, state_dir: str | Path | None = None,
+                 checkpoint_every: int = 10, **_ignored: object) -> None:
+        if steps_per_child < 0 or warmup_steps < 0:
+            raise UserError("supernet steps per child and warm-up steps must be >= 0")
+        if batch_size < 2 or val_batch < 2:
+            raise UserError(f"supernet batch sizes must be >= 2, got {batch_size} / {val_batch}")
+        if data.resolution != proxy_resolution:
+            raise UserError(f"proxy data is {data.resolution}px but --proxy-resolution is {proxy_resolution}")
+        self.space = resolve_space(space)
+        self.data = data
+        self.steps_per_child, self.warmup_steps = int(steps_per_child), int(warmup_steps)
+        self.batch_size, self.val_batch = int(batch_size), int(min(val_batch, len(data.y_val)))
+        self.proxy_resolution, self.learning_rate, self.seed = proxy_resolution, float(learning_rate), int(seed)
+        self.checkpoint_every = max(1, int(checkpoint_every))
+        self.state_dir = Path(state_dir) if state_dir is not None else _state_dir_of(_ignored.get("cache"))
+        self._data_fingerprint = data.fingerprint()
+        self.rng = np.random.default_rng(self.seed)
+        self.steps = 0  # shared-weight training steps so far (warm-up included)
+        self.calls = 0  # evaluate() calls so far
+        self.warmed_up = False
+        self.traces = 0  # tf.function traces of the train / score steps (tests: must stay 2)
+        val_order = np.random.default_rng(self.seed + 1).permutation(len(data.y_val))[:self.val_batch]
+        self._x_val, self._y_val = data.x_val[val_order], data.y_val[val_order]
+        self._build()
+        self.restore()
+
+    # -- protocol ----------------------------------------------------------------------------------------
+    def settings(self) -> dict:
+        return {"evaluator": self.name, "space": self.space.name, "steps_per_child": self.steps_per_child,
+                "warmup_steps": self.warmup_steps, "batch_size": self.batch_size, "val_batch": self.val_batch,
+                "proxy_resolution": self.proxy_resolution, "lr": self.learning_rate, "seed": self.seed,
+                "data": self._data_fingerprint, "train": len(self.data.y_train), "val": len(self.data.y_val)}
+
+    def evaluate(self, specs: Sequence[ModelSpec]) -> list[EvalResult]:
+        samples = [sample_of(self.space, spec) for spec in specs]  # refuse bad specs before training anything
+        warmup_s = self.warmup() if not self.warmed_up else 0.0
+        out = []
+        for sample in samples:
+            t0 = time.perf_counter()
+            loss = self.train_path(sample, self.steps_per_child)
+            t1 = time.perf_counter()
+            accuracy = self.score(sample)
+            t2 = time.perf_counter()
+            detail = {"train_s": t1 - t0, "eval_s": t2 - t1, "warmup_s": warmup_s, "train_loss": loss,
+                      "supernet_steps": self.steps, "one_shot": True}
+            out.append(EvalResult(accuracy, t2 - t0 + warmup_s, False, detail))
+            warmup_s = 0.0
+        self.calls += 1
+        if self.calls % self.checkpoint_every == 0:
+            self.save()
+        return out
+
+    # -- training and scoring ----------------------------------------------------------------------------
+    def warmup(self) -> float:
+        """W steps on uniformly sampled paths (one new path per step). Returns seconds spent."""
+        t0 = time.perf_counter()
+        for _ in range(self.warmup_steps):
+            self.train_path(self.space.sample_random(self.rng), 1)
+        self.warmed_up = True
+        return time.perf_counter() - t0
+
+    def train_path(self, sample: Sequence[int], steps: int) -> float:
+        """`steps` shared-weight SGD steps on the path `sample`; returns the last batch's loss (nan if none)."""
+        import tensorflow as tf
+
+        path = tf.constant(np.asarray(self.space.validate(sample), np.int32))
+        loss = float("nan")
+        n = len(self.data.y_train)
+        for _ in range(steps):
+            idx = self.rng.choice(n, size=min(self.batch_size, n), replace=False)
+            loss = float(self._train_step(tf.constant(self.data.x_train[idx]), tf.constant(self.data.y_train[idx]),
+                                          path))
+            self.steps += 1
+        return loss
+
+    def score(self, sample: Sequence[int]) -> float:
+        """Accuracy of the path on the fixed held-out batch (one forward pass, this path's BN statistics)."""
+        import tensorflow as tf
+
+        path = tf.constant(np.asarray(self.space.validate(sample), np.int32))
+        logits = self._logits(tf.constant(self._x_val), path).numpy()
+        return float(np.mean(np.argmax(logits, axis=-1) == self._y_val))
+
+    def _build(self) -> None:
+        import keras
+        import tensorflow as tf
+
+        from mnas.supernet.model import Supernet
+
+        keras.utils.set_random_seed(self.seed)
+        self.model = Supernet(self.space, self.data.num_classes, self.proxy_resolution, seed=self.seed)
+        self.optimizer = keras.optimizers.Adam(learning_rate=self.learning_rate)
+        self.optimizer.build(self.model.trainable_variables)
+        model, optimizer = self.model, self.optimizer
+        r, n = self.proxy_resolution, len(self.space.choices)
+        image = tf.TensorSpec([None, r, r, 3], tf.float32)
+        path = tf.TensorSpec([n], tf.int32)
+
+        @tf.function(input_signature=[image, tf.TensorSpec([None], tf.int64), path])
+        def train_step(x, y, sample):
+            self.traces += 1  # Python side effect: runs only when TF traces
+            with tf.GradientTape() as tape:
+                logits = model(x, sample)
+                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+            variables = model.trainable_variables
+            grads = tape.gradient(loss, variables)
+            grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+            optimizer.apply_gradients(zip(grads, variables))
+            return loss
+
+        @tf.function(input_signature=[image, path])
+        def logits_of(x, sample):
+            self.traces += 1
+            return model(x, sample)
+
+        self._train_step, self._logits = train_step, logits_of
+
+    # -- checkpoint ------------------------------------------------------------------------------------
+    def _checkpoint_path(self) -> Path | None:
+        return None if self.state_dir is None else self.state_dir / CHECKPOINT_NAME
+
+    def save(self) -> Path | None:
+        """Write weights, optimizer slots, counters and rng to `state_dir` (atomic rename). None without one."""
+        path = self._checkpoint_path()
+        if path is None:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {f"w{i}": np.asarray(v) for i, v in enumerate(self.model.get_weights())}
+        arrays.update({f"o{i}": np.asarray(v) for i, v in enumerate(self.optimizer.variables)})
+        meta = {"settings": _comparable(self.settings()), "steps": self.steps, "calls": self.calls,
+                "warmed_up": self.warmed_up, "rng": self.rng.bit_generator.state}
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+        return path
+
+    def restore(self) -> bool:
+        """Load the checkpoint in `state_dir` if there is one; refuse one written with other settings."""
+        path = self._checkpoint_path()
+        if path is None or not path.exists():
+            return False
+        with np.load(path, allow_pickle=False) as arrays:
+            meta = json.loads(arrays["meta"].tobytes().decode())
+            mine = _comparable(self.settings())
+            if meta["settings"] != mine:
+                differ = sorted(k for k in set(mine) | set(meta["settings"])
+                                if mine.get(k) != meta["settings"].get(k))
+                theirs = meta["settings"]
+                what = ", ".join(f"{k}: {theirs.get(k)!r} != {mine.get(k)!r}" for k in differ)
+                raise UserError(f"supernet checkpoint {str(path)!r} was written with other settings ({what})")
+            weights = [arrays[f"w{i}"] for i in range(len(self.model.get_weights()))]
+            slots = [arrays[f"o{i}"] for i in range(len(self.optimizer.variables))]
+        self.model.set_weights(weights)
+        for var, value in zip(self.optimizer.variables, slots):
+            var.assign(value)
+        self.steps, self.calls, self.warmed_up = int(meta["steps"]), int(meta["calls"]), bool(meta["warmed_up"])
+        self.rng.bit_generator.state = meta["rng"]
+        return True
+
+
+def _state_dir_of(cache: object) -> Path | None:
+    """`<run dir>/supernet` when `cache` is a run store's cache (what `mnas search` passes), else None.
+
+    Lets `--resume` restore the shared weights without the loop knowing about them; an explicit `state_dir`
+    argument wins."""
+    store_path = getattr(getattr(cache, "_store", None), "path", None)
+    return Path(store_path).parent / "supernet" if store_path is not None else None
+
+
+def _comparable(settings: dict) -> dict:
+    return json.loads(json.dumps(settings, sort_keys=True))

@@ -1,0 +1,408 @@
+"""The one-shot supernet: one Keras model that holds every choice of a block-wise space (mnasnet, mixnet).
+
+A child is a *path*: the sample (one option index per choice, `Space.choices` order) enters the forward pass as
+an int32 tensor, so one `tf.function` trace serves every child; nothing is rebuilt or retraced per sample.
+
+How each choice of a block is expressed (weights are allocated once, at the widest/largest option):
+- filters {0.75, 1, 1.25} x base: every tensor has the block's *maximum* width; a 0/1 channel mask keeps the first
+  `filters` channels and zeroes the rest after every BatchNorm. Zero input channels contribute nothing to the next
+  conv, so the masked path computes exactly the sliced child network.
+- conv op: one `tf.switch_case` per layer over the branches {regular conv, depthwise-separable, MBConv, identity};
+  MBConv e3 and e6 share one branch (expand to int(in x 6) channels, e3 masks to the first int(in x 3)), so only
+  the chosen branch runs (forward and backward).
+- kernel {3, 5} (and MixNet kernel groups): one depthwise/regular kernel of the largest size; a smaller kernel is
+  its centre (the rest masked to zero), a kernel group gives each channel split (`split_channels`) its own centre.
+- SE on/off: the SE gate is computed and replaced by 1 when off; its squeeze width int(in x 0.25) is a mask.
+- skip none / identity / pool: the builder's rules (identity only at stride 1 with equal in/out width, pool =
+  avg-pool + 1x1 projection otherwise), decided on the path's runtime widths.
+- layers {-1, 0, +1}: layer j of a block runs only if j < the chosen count; otherwise the identity branch.
+
+BatchNorm always uses the current batch's statistics (no moving averages): the statistics of a shared layer
+depend on which path feeds it, so each path is normalised by its own batch statistics, in training and in scoring
+(the held-out batch is scored in one forward pass). Dropout is left out of the supernet.
+
+Spaces or options it cannot express (layer-wise spaces, other ops, activations) raise UserError naming the choice.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from mnas.errors import UserError  # noqa: E402
+from mnas.spaces.base import Space  # noqa: E402
+from mnas.spaces.mnasnet import BlockStage  # noqa: E402
+
+BN_EPSILON = 1e-3
+BRANCH_CONV, BRANCH_DS, BRANCH_MBCONV, BRANCH_IDENTITY = 0, 1, 2, 3
+_OP_BRANCH = {"conv": (BRANCH_CONV, 1.0), "dsconv": (BRANCH_DS, 1.0), "mbconv3": (BRANCH_MBCONV, 3.0),
+              "mbconv6": (BRANCH_MBCONV, 6.0)}
+_SKIP_CODE = {"none": 0, "id": 1, "pool": 2}
+ROUTINGS = ("switch", "mask")
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """What one block of the space needs in the supernet: choice positions, option tables, maximum sizes."""
+
+    index: int
+    first_choice: int  # position of the block's `op` choice in the sample
+    stride: int
+    op_branch: tuple[int, ...]  # per op option
+    op_expand: tuple[float, ...]
+    kernel_groups: tuple[tuple[int, ...], ...]  # per kernel option: the depthwise kernel of each channel group
+    se_on: tuple[float, ...]
+    se_ratio: float
+    skip_code: tuple[int, ...]
+    widths: tuple[int, ...]
+    layer_counts: tuple[int, ...]
+    in_max: int
+    out_max: int
+
+    @property
+    def max_layers(self) -> int:
+        return max(self.layer_counts)
+
+    @property
+    def max_kernel(self) -> int:
+        return max(max(g) for g in self.kernel_groups)
+
+    @property
+    def max_expand(self) -> float:
+        return max(self.op_expand)
+
+    @property
+    def max_groups(self) -> int:
+        return max(len(g) for g in self.kernel_groups)
+
+
+def plan_space(space: Space) -> list[StagePlan]:
+    """One StagePlan per stage, or UserError naming the first choice the supernet cannot express."""
+    plans: list[StagePlan] = []
+    position = 0
+    in_max = int(space.params.get("stem_filters", 32))
+    foreign = [stage for stage in space.stages if not isinstance(stage, BlockStage)]
+    if foreign:
+        stage = next((st for st in foreign if st.choices), foreign[0])
+        tag = stage.choices[0].tag if stage.choices else f"stage {space.stages.index(stage)}"
+        raise UserError(f"the supernet cannot express space {space.name!r}: choice {tag!r} belongs to a "
+                        f"{type(stage).__name__} (only block-wise mnasnet/mixnet stages are supported)")
+    if str(space.params.get("activation", "relu")) != "relu" or space.params.get("se_style", "efficientnet") != \
+            "efficientnet":
+        raise UserError(f"the supernet cannot express space {space.name!r}: only relu activations and "
+                        "efficientnet-style SE are supported")
+    for stage in space.stages:
+        op_c, kernel_c, se_c, skip_c, filters_c, layers_c = stage.choices
+        for op in op_c.options:
+            if op not in _OP_BRANCH:
+                raise UserError(f"the supernet cannot express choice {op_c.tag!r}: op {op!r}")
+        for skip in skip_c.options:
+            if skip not in _SKIP_CODE:
+                raise UserError(f"the supernet cannot express choice {skip_c.tag!r}: skip {skip!r}")
+        ratios = {float(r) for r in se_c.options if r}
+        if len(ratios) > 1:
+            raise UserError(f"the supernet cannot express choice {se_c.tag!r}: more than one non-zero SE ratio")
+        groups = tuple(tuple(int(k) for k in (kk if isinstance(kk, tuple) else (kk,))) for kk in kernel_c.options)
+        if any(k % 2 == 0 for g in groups for k in g):
+            raise UserError(f"the supernet cannot express choice {kernel_c.tag!r}: even kernel sizes")
+        widths = tuple(int(w) for w in filters_c.options)
+        plans.append(StagePlan(
+            index=len(plans), first_choice=position, stride=int(stage.stride),
+            op_branch=tuple(_OP_BRANCH[o][0] for o in op_c.options),
+            op_expand=tuple(_OP_BRANCH[o][1] for o in op_c.options), kernel_groups=groups,
+            se_on=tuple(1.0 if r else 0.0 for r in se_c.options), se_ratio=max(ratios) if ratios else 0.25,
+            skip_code=tuple(_SKIP_CODE[s] for s in skip_c.options), widths=widths,
+            layer_counts=tuple(int(n) for n in layers_c.options), in_max=in_max, out_max=max(widths)))
+        position += len(stage.choices)
+        in_max = max(widths)
+    return plans
+
+
+def _channel_mask(width, channels: int) -> tf.Tensor:
+    """[channels] float mask with ones on the first `width` channels."""
+    return tf.cast(tf.range(channels) < width, tf.float32)
+
+
+def _fit_channels(x: tf.Tensor, channels: int) -> tf.Tensor:
+    """Pad with zeros or drop (all-zero) trailing channels so x has `channels` channels."""
+    have = int(x.shape[-1])
+    if have == channels:
+        return x
+    if have > channels:
+        return x[..., :channels]
+    return tf.pad(x, [[0, 0], [0, 0], [0, 0], [0, channels - have]])
+
+
+def _bn(x: tf.Tensor, gamma, beta, mask: tf.Tensor | None) -> tf.Tensor:
+    """Batch-statistics BatchNorm; `mask` re-zeroes the channels the path does not use (BN adds beta to them)."""
+    mean, var = tf.nn.moments(x, axes=[0, 1, 2])
+    y = (x - mean) * tf.math.rsqrt(var + BN_EPSILON) * gamma + beta
+    return y if mask is None else y * mask
+
+
+class Supernet(keras.Model):
+    """Shared weights of every child of `space` at one proxy setting (resolution, classes).
+
+    `model(images, sample)` -> logits of the child `sample` (int32 vector, one index per choice);
+    `model.stage_outputs(images, sample)` -> the output of every block (for tests and inspection).
+    """
+
+    def __init__(self, space: Space, num_classes: int, resolution: int = 32, seed: int = 0,
+                 routing: str = "switch", **kwargs) -> None:
+        super().__init__(**kwargs)
+        if routing not in ROUTINGS:
+            raise UserError(f"supernet routing {routing!r} not in {ROUTINGS}")
+        self.routing = routing
+        self.space = space
+        self.plans = plan_space(space)
+        self.num_classes, self.resolution = int(num_classes), int(resolution)
+        self.num_choices = len(space.choices)
+        self._seed, self._count = int(seed) * 1_000_003, 0
+        stem = int(space.params.get("stem_filters", 32))
+        head = int(space.params.get("head_filters", 1280))
+        self.stem_filters, self.head_filters = stem, head
+        self.stem_kernel = self._conv_weight("stem_conv", (3, 3, 3, stem))
+        self.stem_bn = self._bn_weights("stem_bn", stem)
+        self.blocks_weights = [self._block_weights(plan) for plan in self.plans]
+        last = self.plans[-1].out_max
+        self.head_kernel = self._conv_weight("head_conv", (1, 1, last, head))
+        self.head_bn = self._bn_weights("head_bn", head)
+        self.classifier_kernel = self.add_weight(name="classifier_kernel", shape=(head, self.num_classes),
+                                                 initializer="zeros")  # uniform first predictions (see standalone)
+        self.classifier_bias = self.add_weight(name="classifier_bias", shape=(self.num_classes,),
+                                               initializer="zeros")
+        self.built = True
+
+    # -- weights ----------------------------------------------------------------------------------------
+    def _init(self) -> keras.initializers.Initializer:
+        self._count += 1
+        return keras.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal", seed=self._seed + self._count)
+
+    def _conv_weight(self, name: str, shape: tuple[int, ...]):
+        return self.add_weight(name=name, shape=shape, initializer=self._init())
+
+    def _dw_weight(self, name: str, kernel: int, channels: int):
+        # Depthwise: fan_out of a depthwise kernel is k*k (one output per input channel).
+        self._count += 1
+        init = keras.initializers.VarianceScaling(2.0, "fan_in", "truncated_normal", seed=self._seed + self._count)
+        return self.add_weight(name=name, shape=(kernel, kernel, channels, 1), initializer=init)
+
+    def _bn_weights(self, name: str, channels: int):
+        return (self.add_weight(name=f"{name}_gamma", shape=(channels,), initializer="ones"),
+                self.add_weight(name=f"{name}_beta", shape=(channels,), initializer="zeros"))
+
+    def _block_weights(self, plan: StagePlan) -> list[dict]:
+        layers = []
+        k = plan.max_kernel
+        for j in range(plan.max_layers):
+            cin = plan.in_max if j == 0 else plan.out_max
+            cout = plan.out_max
+            mid = int(cin * plan.max_expand)
+            p = f"b{plan.index}_{j}"
+            w: dict = {}
+            if BRANCH_CONV in plan.op_branch:
+                w["conv"] = self._conv_weight(f"{p}_conv", (k, k, cin, cout))
+                w["conv_bn"] = self._bn_weights(f"{p}_conv_bn", cout)
+                w["conv_se"] = self._se_weights(f"{p}_conv_se", cin, cout, plan.se_ratio)
+            if BRANCH_DS in plan.op_branch:
+                w["ds_dw"] = self._dw_weight(f"{p}_ds_dw", k, cin)
+                w["ds_dw_bn"] = self._bn_weights(f"{p}_ds_dw_bn", cin)
+                w["ds_se"] = self._se_weights(f"{p}_ds_se", cin, cin, plan.se_ratio)
+                w["ds_project"] = self._conv_weight(f"{p}_ds_project", (1, 1, cin, cout))
+                w["ds_project_bn"] = self._bn_weights(f"{p}_ds_project_bn", cout)
+            if BRANCH_MBCONV in plan.op_branch:
+                w["ir_expand"] = self._conv_weight(f"{p}_ir_expand", (1, 1, cin, mid))
+                w["ir_expand_bn"] = self._bn_weights(f"{p}_ir_expand_bn", mid)
+                w["ir_dw"] = self._dw_weight(f"{p}_ir_dw", k, mid)
+                w["ir_dw_bn"] = self._bn_weights(f"{p}_ir_dw_bn", mid)
+                w["ir_se"] = self._se_weights(f"{p}_ir_se", cin, mid, plan.se_ratio)
+                w["ir_project"] = self._conv_weight(f"{p}_ir_project", (1, 1, mid, cout))
+                w["ir_project_bn"] = self._bn_weights(f"{p}_ir_project_bn", cout)
+            if j == 0 and 2 in plan.skip_code:
+                w["skip_conv"] = self._conv_weight(f"{p}_skip_conv", (1, 1, cin, cout))
+                w["skip_bn"] = self._bn_weights(f"{p}_skip_bn", cout)
+            layers.append(w)
+        return layers
+
+    def _se_weights(self, name: str, cin_max: int, channels: int, ratio: float):
+        squeeze = max(1, int(cin_max * ratio))
+        return (self._conv_weight(f"{name}_reduce", (1, 1, channels, squeeze)),
+                self.add_weight(name=f"{name}_reduce_bias", shape=(squeeze,), initializer="zeros"),
+                self._conv_weight(f"{name}_expand", (1, 1, squeeze, channels)),
+                self.add_weight(name=f"{name}_expand_bias", shape=(channels,), initializer="zeros"))
+
+    # -- forward --------------------------------------------------------------------------------------
+    def call(self, images, sample, training=None):
+        return self._forward(images, sample)[0]
+
+    def stage_outputs(self, images, sample) -> list[tf.Tensor]:
+        return self._forward(images, sample)[1]
+
+    def _forward(self, images, sample):
+        sample = tf.cast(tf.reshape(sample, [self.num_choices]), tf.int32)
+        x = tf.nn.conv2d(images, self.stem_kernel, 2, "SAME")
+        x = tf.nn.relu(_bn(x, *self.stem_bn, None))
+        width = tf.constant(self.stem_filters, tf.int32)
+        outputs = []
+        for plan, weights in zip(self.plans, self.blocks_weights):
+            x, width = self._block(x, width, plan, weights, sample)
+            outputs.append(x)
+        x = tf.nn.conv2d(x, self.head_kernel, 1, "SAME")
+        x = tf.nn.relu(_bn(x, *self.head_bn, None))
+        x = tf.reduce_mean(x, axis=[1, 2])
+        return tf.matmul(x, self.classifier_kernel) + self.classifier_bias, outputs
+
+    def _block(self, x, in_width, plan: StagePlan, weights: list[dict], sample):
+        def pick(offset: int, table, dtype):
+            return tf.gather(tf.constant(table, dtype), sample[plan.first_choice + offset])
+
+        branch = pick(0, plan.op_branch, tf.int32)
+        expand = pick(0, plan.op_expand, tf.float32)
+        kernel_index = sample[plan.first_choice + 1]
+        se_on = pick(2, plan.se_on, tf.float32)
+        skip = pick(3, plan.skip_code, tf.int32)
+        out_width = pick(4, plan.widths, tf.int32)
+        n_layers = pick(5, plan.layer_counts, tf.int32)
+        for j, w in enumerate(weights):
+            stride = plan.stride if j == 0 else 1
+            cin = plan.in_max if j == 0 else plan.out_max
+            layer_in = in_width if j == 0 else out_width
+            ctx = _LayerCtx(plan, w, stride, cin, layer_in, out_width, expand, kernel_index, se_on)
+            branches = {BRANCH_CONV: ctx.conv, BRANCH_DS: ctx.ds, BRANCH_MBCONV: ctx.mbconv}
+            fns = [(lambda fn=branches.get(b): fn(x)) if b in plan.op_branch else (lambda: ctx.zeros(x))
+                   for b in (BRANCH_CONV, BRANCH_DS, BRANCH_MBCONV)]
+            if j == 0:
+                y = self._route(branch, fns, plan) + ctx.shortcut(x, skip)
+            else:
+                # Later layers: stride 1, equal widths, so id and pool skips are both the identity residual.
+                residual = tf.cast(skip > 0, tf.float32)
+                if self.routing == "switch":  # a skipped layer takes the identity branch: nothing computed
+                    index = tf.where(j < n_layers, branch, BRANCH_IDENTITY)
+                    y = tf.switch_case(index, fns + [lambda: x]) + residual * tf.cast(index != BRANCH_IDENTITY,
+                                                                                      tf.float32) * x
+                else:
+                    active = tf.cast(j < n_layers, tf.float32)
+                    y = active * (self._route(branch, fns, plan) + residual * x) + (1.0 - active) * x
+            x = y
+        return x, out_width
+
+    def _route(self, branch, fns, plan: StagePlan):
+        """The chosen op branch's output: `switch` runs only that branch (tf.switch_case); `mask` runs every
+        branch of the space and keeps the chosen one with a one-hot weight (no control flow: traces faster)."""
+        if self.routing == "switch":
+            return tf.switch_case(branch, fns)
+        onehot = tf.one_hot(branch, 3)
+        present = sorted(set(plan.op_branch))
+        return tf.add_n([onehot[b] * fns[b]() for b in present])
+
+
+class _LayerCtx:
+    """One layer of one block on one path: the branch bodies, closed over the path's runtime sizes."""
+
+    def __init__(self, plan: StagePlan, w: dict, stride: int, cin: int, in_width, out_width, expand, kernel_index,
+                 se_on) -> None:
+        self.plan, self.w, self.stride, self.cin = plan, w, stride, cin
+        self.in_width, self.out_width = in_width, out_width
+        self.out_mask = _channel_mask(out_width, plan.out_max)
+        self.in_mask = _channel_mask(in_width, cin)
+        self.mid = tf.cast(tf.floor(tf.cast(in_width, tf.float32) * expand), tf.int32)
+        self.kernel_index, self.se_on = kernel_index, se_on
+        self.squeeze = tf.maximum(1, tf.cast(tf.floor(tf.cast(in_width, tf.float32) * plan.se_ratio), tf.int32))
+
+    def zeros(self, x):
+        n, h = tf.shape(x)[0], (tf.shape(x)[1] + self.stride - 1) // self.stride
+        return tf.zeros([n, h, h, self.plan.out_max])
+
+    def _dw_mask(self, channels: int, width) -> tf.Tensor:
+        """[K, K, channels, 1] mask: channel c keeps the centre k_c x k_c of the K x K kernel (MixConv groups)."""
+        plan, big = self.plan, self.plan.max_kernel
+        groups = plan.max_groups
+        # kernel of each group for the chosen option, padded by repeating the last group
+        table = [list(g) + [g[-1]] * (groups - len(g)) for g in plan.kernel_groups]
+        kernels = tf.gather(tf.constant(table, tf.int32), self.kernel_index)
+        n_groups = tf.gather(tf.constant([len(g) for g in plan.kernel_groups], tf.int32), self.kernel_index)
+        base = width // n_groups
+        first = width - base * (n_groups - 1)  # split_channels: the first group takes the remainder
+        c = tf.range(channels)
+        group = tf.where(c < first, 0, 1 + (c - first) // tf.maximum(base, 1))
+        group = tf.minimum(group, n_groups - 1)
+        k_c = tf.gather(kernels, group)  # [channels]
+        offset = tf.abs(tf.range(big) - big // 2)  # distance from the centre
+        inside = offset[:, None, None] <= (k_c // 2)[None, None, :]  # [K, 1, C]
+        mask = tf.logical_and(inside, tf.transpose(inside, [1, 0, 2]))  # [K, K, C]
+        return tf.cast(mask, tf.float32)[..., None]
+
+    def _conv_kernel_mask(self) -> tf.Tensor:
+        """[K, K, 1, 1] centre mask of the regular conv: a kernel group means its largest kernel."""
+        big = self.plan.max_kernel
+        k = tf.gather(tf.constant([max(g) for g in self.plan.kernel_groups], tf.int32), self.kernel_index)
+        inside = tf.abs(tf.range(big) - big // 2) <= k // 2
+        mask = tf.logical_and(inside[:, None], inside[None, :])
+        return tf.cast(mask, tf.float32)[:, :, None, None]
+
+    def _se(self, x, weights, channel_mask):
+        reduce_k, reduce_b, expand_k, expand_b = weights
+        squeeze_mask = _channel_mask(self.squeeze, int(reduce_b.shape[0]))
+        s = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
+        s = tf.nn.relu(tf.nn.conv2d(s, reduce_k, 1, "SAME") + reduce_b) * squeeze_mask
+        gate = tf.sigmoid(tf.nn.conv2d(s, expand_k, 1, "SAME") + expand_b)
+        gate = self.se_on * gate + (1.0 - self.se_on)
+        return x * gate * channel_mask
+
+    def conv(self, x):
+        w = self.w
+        y = tf.nn.conv2d(x, w["conv"] * self._conv_kernel_mask(), self.stride, "SAME")
+        y = tf.nn.relu(_bn(y, *w["conv_bn"], self.out_mask))
+        return self._se(y, w["conv_se"], self.out_mask)
+
+    def ds(self, x):
+        w = self.w
+        dw = w["ds_dw"] * self._dw_mask(self.cin, self.in_width)
+        y = tf.nn.depthwise_conv2d(x, dw, [1, self.stride, self.stride, 1], "SAME")
+        y = tf.nn.relu(_bn(y, *w["ds_dw_bn"], self.in_mask))
+        y = self._se(y, w["ds_se"], self.in_mask)
+        y = tf.nn.conv2d(y, w["ds_project"], 1, "SAME")
+        return _bn(y, *w["ds_project_bn"], self.out_mask)
+
+    def mbconv(self, x):
+        w = self.w
+        mid_max = int(w["ir_expand"].shape[-1])
+        mid_mask = _channel_mask(self.mid, mid_max)
+        y = tf.nn.conv2d(x, w["ir_expand"], 1, "SAME")
+        y = tf.nn.relu(_bn(y, *w["ir_expand_bn"], mid_mask))
+        dw = w["ir_dw"] * self._dw_mask(mid_max, self.mid)
+        y = tf.nn.depthwise_conv2d(y, dw, [1, self.stride, self.stride, 1], "SAME")
+        y = tf.nn.relu(_bn(y, *w["ir_dw_bn"], mid_mask))
+        y = self._se(y, w["ir_se"], mid_mask)
+        y = tf.nn.conv2d(y, w["ir_project"], 1, "SAME")
+        return _bn(y, *w["ir_project_bn"], self.out_mask)
+
+    def shortcut(self, x, skip):
+        """The first layer's shortcut by the builder's rules, on the path's runtime widths."""
+        plan = self.plan
+        same = tf.equal(self.in_width, self.out_width)
+        identity_ok = tf.logical_and(same, self.stride == 1)
+        identity = _fit_channels(x, plan.out_max)
+        if "skip_conv" not in self.w:
+            use_id = tf.logical_and(skip > 0, identity_ok)
+            return tf.cast(use_id, tf.float32) * identity
+        pooled = x
+        if self.stride > 1:
+            pooled = tf.nn.avg_pool2d(x, self.stride, self.stride, "SAME")
+        projected = _bn(tf.nn.conv2d(pooled, self.w["skip_conv"], 1, "SAME"), *self.w["skip_bn"], self.out_mask)
+        pool_shortcut = tf.where(same, _fit_channels(pooled, plan.out_max), projected)
+        out = tf.zeros_like(projected)
+        out = tf.where(tf.logical_and(skip > 0, identity_ok), identity if self.stride == 1 else out, out)
+        out = tf.where(tf.logical_and(tf.equal(skip, 2), tf.logical_not(identity_ok)), pool_shortcut, out)
+        return out
+
+
+def sample_tensor(sample) -> tf.Tensor:
+    return tf.constant(np.asarray(sample, dtype=np.int32))

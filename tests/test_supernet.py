@@ -1,0 +1,225 @@
+"""The one-shot supernet: one trace for every path, masked widths, the evaluator's scores, checkpoint round trip.
+
+A tiny two-block mnasnet space keeps tracing and training within seconds on 2 cores; the full mnasnet space is
+exercised by benchmarks/supernet_vs_standalone.py (its first trace takes minutes on a loaded 2-core machine).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mnas.errors import UserError
+from mnas.spaces import get as get_space
+from mnas.spaces.mnasnet import mixnet_space, mnasnet_space
+
+tf = pytest.importorskip("tensorflow")
+
+from mnas.data import load_proxy_data  # noqa: E402
+from mnas.supernet.evaluator import SupernetEvaluator, sample_of  # noqa: E402
+from mnas.supernet.model import Supernet, plan_space  # noqa: E402
+
+# b0 widths (16, 24), b1 widths (24, 32) and layers (1, 2, 3): every kind of choice has >= 2 options.
+TINY = mnasnet_space("tiny-mnasnet", skeleton=((16, 1, 1), (24, 2, 2)))
+# for training: fewer layers (b1 layers (1, 2)) and a stride-2 first block, so tracing and steps stay cheap
+SMALL = mnasnet_space("small-mnasnet", skeleton=((16, 1, 2), (24, 1, 2)))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_proxy_data().subset(train=1500, val=300)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return Supernet(TINY, num_classes=10, resolution=32, seed=0)
+
+
+def _index(space, tag: str, value) -> int:
+    choice = next(c for c in space.choices if c.tag == tag)
+    return choice.options.index(value)
+
+
+def test_one_trace_serves_many_paths(model):
+    traces = []
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 32, 32, 3]), tf.TensorSpec([len(TINY.choices)], tf.int32)])
+    def forward(x, sample):
+        traces.append(1)
+        return model(x, sample)
+
+    rng = np.random.default_rng(0)
+    x = tf.random.normal([4, 32, 32, 3], seed=1)
+    outs = [forward(x, tf.constant(TINY.sample_random(rng), tf.int32)).numpy() for _ in range(12)]
+    assert len(traces) == 1
+    assert all(o.shape == (4, 10) for o in outs)
+    # the classifier starts at zero (uniform predictions); after perturbing it, paths must differ
+    model.classifier_kernel.assign(tf.random.normal(model.classifier_kernel.shape, seed=2))
+    outs = [forward(x, tf.constant(s, tf.int32)).numpy() for s in (TINY.sample_random(rng) for _ in range(4))]
+    assert len(traces) == 1
+    assert not np.allclose(outs[0], outs[1])
+
+
+def test_path_output_shapes(model):
+    sample = TINY.sample_random(np.random.default_rng(3))
+    stages = model.stage_outputs(tf.random.normal([2, 32, 32, 3]), tf.constant(sample, tf.int32))
+    # stem stride 2 -> 16x16; block 0 stride 1 (max width 24), block 1 stride 2 (max width 32)
+    assert [tuple(s.shape) for s in stages] == [(2, 16, 16, 24), (2, 8, 8, 32)]
+
+
+@pytest.mark.parametrize("op", ["conv", "dsconv", "mbconv3", "mbconv6"])
+def test_narrow_path_zeroes_unused_channels(model, op):
+    sample = list(TINY.sample_random(np.random.default_rng(4)))
+    tags = [c.tag for c in TINY.choices]
+    # 0.75x in both blocks (16 of 24, 24 of 32 channels), the pool skip's projection on, every op in block 1
+    for tag, value in (("b0/filters", 16), ("b1/filters", 24), ("b1/op", op), ("b1/skip", "pool")):
+        sample[tags.index(tag)] = _index(TINY, tag, value)
+    b0, b1 = model.stage_outputs(tf.random.normal([3, 32, 32, 3], seed=5), tf.constant(sample, tf.int32))
+    assert np.all(b0.numpy()[..., 16:] == 0.0) and np.any(b0.numpy()[..., :16] != 0.0)
+    assert np.all(b1.numpy()[..., 24:] == 0.0) and np.any(b1.numpy()[..., :24] != 0.0)
+
+
+def test_spaces_it_cannot_express_name_the_choice():
+    with pytest.raises(UserError, match="s0.l0/expand"):
+        plan_space(get_space("mobilenetv3"))
+    mixnet = mixnet_space("tiny-mixnet", skeleton=((16, 1, 1),))  # MixConv kernel groups: supported
+    net = Supernet(mixnet, num_classes=10)
+    sample = [0] * len(mixnet.choices)
+    sample[[c.tag for c in mixnet.choices].index("b0/op")] = _index(mixnet, "b0/op", "mbconv6")
+    sample[[c.tag for c in mixnet.choices].index("b0/kernels")] = _index(mixnet, "b0/kernels", (3, 5, 7, 9))
+    assert tuple(net(tf.random.normal([2, 32, 32, 3]), tf.constant(sample, tf.int32)).shape) == (2, 10)
+
+
+def test_sample_of_maps_specs_back(model):
+    rng = np.random.default_rng(6)
+    for _ in range(5):
+        sample = TINY.sample_random(rng)
+        spec = TINY.to_spec(sample)
+        assert sample_of(TINY, spec) == sample
+        stripped = spec.replace(extra={})  # e.g. a spec rebuilt from the run store
+        assert TINY.to_spec(sample_of(TINY, stripped)).block_strings() == spec.block_strings()
+    other = get_space("mnasnet").to_spec(get_space("mnasnet").sample_random(rng))
+    with pytest.raises(UserError, match="space"):
+        sample_of(TINY, other)
+
+
+@pytest.mark.slow
+def test_evaluator_scores_improve_and_checkpoint_round_trips(data, tmp_path):
+    ev = SupernetEvaluator(data, space=SMALL, warmup_steps=50, steps_per_child=3, batch_size=32, val_batch=300,
+                           learning_rate=3e-3, seed=0, state_dir=tmp_path / "supernet", checkpoint_every=1)
+    rng = np.random.default_rng(7)
+    probes = [SMALL.sample_random(rng) for _ in range(3)]
+    before = [ev.score(s) for s in probes]
+    specs = [SMALL.to_spec(s) for s in probes]
+    results = ev.evaluate(specs)  # warm-up + 3 steps per child
+    assert all(0.0 <= r.accuracy <= 1.0 for r in results)
+    assert results[0].detail["warmup_s"] > 0 and ev.steps == 50 + 3 * 3
+    after = [ev.score(s) for s in probes]
+    # 59 shared steps on a 2-block net: measured 0.10 -> 0.28 (chance 0.10); the margin leaves room for noise
+    assert np.mean(after) > np.mean(before) + 0.08, (before, after)
+    assert np.mean(after) > data.chance + 0.08
+    assert ev.traces == 2  # one train step trace, one scoring trace, for every path
+
+    # restore: a fresh evaluator on the same state_dir continues with identical weights, counters and rng
+    again = SupernetEvaluator(data, space=SMALL, warmup_steps=50, steps_per_child=3, batch_size=32, val_batch=300,
+                              learning_rate=3e-3, seed=0, state_dir=tmp_path / "supernet", checkpoint_every=1)
+    assert again.steps == ev.steps and again.calls == 1 and again.warmed_up
+    assert [again.score(s) for s in probes] == after
+    a, b = ev.evaluate(specs[:1])[0], again.evaluate(specs[:1])[0]
+    assert a.accuracy == b.accuracy and a.detail["warmup_s"] == 0.0
+    assert a.detail["train_loss"] == pytest.approx(b.detail["train_loss"], rel=1e-5)
+
+    with pytest.raises(UserError, match="other settings"):
+        SupernetEvaluator(data, space=mnasnet_space("small-mnasnet", skeleton=((16, 1, 2), (24, 1, 2))),
+                          warmup_steps=50, steps_per_child=4, batch_size=32, val_batch=300, learning_rate=3e-3,
+                          seed=0, state_dir=tmp_path / "supernet")
+
+
+def test_evaluator_settings_name_the_space(data):
+    ev = SupernetEvaluator(data, space=TINY, warmup_steps=0, steps_per_child=1, batch_size=8, val_batch=16)
+    assert ev.settings()["space"] == "tiny-mnasnet" and ev.settings()["evaluator"] == "supernet"
+    with pytest.raises(UserError, match="cannot express"):
+        SupernetEvaluator(data, space="mobilenetv3")
+
+
+def test_kendall_tau_of_orderings():
+    from mnas.supernet.rank import kendall_tau
+
+    assert kendall_tau([0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.9])[0] == pytest.approx(1.0)
+    assert kendall_tau([0.1, 0.2, 0.3, 0.4], [0.9, 0.7, 0.6, 0.5])[0] == pytest.approx(-1.0)
+    assert np.isnan(kendall_tau([0.5], [0.5])[0])
+
+
+class MacsLatency:
+    """A real (analytic) latency source: MACs at the spec's resolution, in millions, read as ms."""
+
+    name, measured = "macs", False
+
+    def latency_ms(self, specs):
+        from mnas.costs import count_macs
+
+        return [count_macs(spec) / 1e6 for spec in specs]
+
+    def settings(self) -> dict:
+        return {"kind": "macs"}
+
+
+@pytest.mark.slow
+def test_search_loop_resumes_with_the_shared_weights(data, tmp_path):
+    from mnas import evaluators
+    from mnas.reward import Reward
+    from mnas.runstore import RunStore
+    from mnas.search import SearchSetup, run_search
+
+    def setup(store, steps):
+        # what `mnas search` does: the run store's cache is passed, the evaluator derives <run dir>/supernet
+        ev = evaluators.create("supernet", data=data, epochs=1, batch_size=32, proxy_resolution=32, seed=0,
+                               cache=store.cache("accuracy"), space=SMALL, warmup_steps=10, steps_per_child=2,
+                               val_batch=100, checkpoint_every=1)
+        return ev, SearchSetup(space=SMALL, controller="reinforce", evaluator=ev, sources=[MacsLatency()],
+                               reward=Reward("soft", [5.0]), steps=steps, batch=1, seed=0, resolution=32)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_two(child):
+        if child.idx == 0 and child.step == 1:
+            raise Killed
+
+    with RunStore(tmp_path / "run" / "run.db") as store:
+        ev, s = setup(store, 3)
+        with pytest.raises(Killed):
+            run_search(s, store, progress=False, on_child=kill_after_two)
+        assert ev.steps == 10 + 2 * 2 and (tmp_path / "run" / "supernet" / "supernet.npz").exists()
+    with RunStore(tmp_path / "run" / "run.db") as store:
+        ev, s = setup(store, 3)
+        assert ev.steps == 14 and ev.warmed_up  # restored: no second warm-up
+        result = run_search(s, store, resume=True, progress=False)
+        assert result.new_children == 1 and ev.steps == 16
+        assert len(result.children) == 3 and all(0.0 <= c.accuracy <= 1.0 for c in result.children)
+
+
+def test_switch_and_mask_routing_compute_the_same_path():
+    # same seed -> same weights; `switch` runs one branch (identity for skipped layers), `mask` runs all
+    nets = [Supernet(TINY, num_classes=10, seed=3, routing=r) for r in ("switch", "mask")]
+    kernel = np.random.default_rng(0).normal(size=nets[0].classifier_kernel.shape).astype("float32")
+    for net in nets:
+        net.classifier_kernel.assign(kernel)
+    x = tf.random.normal([4, 32, 32, 3], seed=8)
+    rng = np.random.default_rng(9)
+    for _ in range(6):
+        sample = tf.constant(TINY.sample_random(rng), tf.int32)
+        a, b = (net(x, sample).numpy() for net in nets)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_cli_refuses_a_space_the_supernet_cannot_express(run_cli, tmp_path):
+    from tests.test_search import note10_table
+
+    table = note10_table(tmp_path / "luts")
+    proc = run_cli("search", "--space", "ofa-mbv3", "--table", table, "--target-ms", "30", "--evaluator", "supernet",
+                   "--steps", "1", "--out", tmp_path / "run", timeout=300)
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cannot express space 'ofa-mbv3'" in errors[0] and "s1/depth" in errors[0]
+    assert "Traceback" not in proc.stderr
