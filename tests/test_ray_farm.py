@@ -243,3 +243,38 @@ def test_cli_farm_list_and_bad_input_exit_2(lab, monkeypatch, capsys, tmp_path):
     assert "is on no node of the Ray cluster" in capsys.readouterr().err
     assert main(["farm", "list", "--device", f"127.0.0.1:{port}"]) == 2  # local executor: the phone is not there
     assert "not found: connection refused" in capsys.readouterr().err
+
+
+def test_table_build_validate_and_devices_commands_take_the_farm(lab, monkeypatch, capsys, tmp_path):
+    import json
+
+    main = _cli(monkeypatch, lab)
+    ids = lab["ids"]
+    table = tmp_path / "farm.db"
+    assert main(["table", "build", "--device", ids["A"], "--device", ids["B"], "--space", "mobilenetv3",
+                 "--resolution", "32", "--out", str(table), "--calibrate", "0", "--no-progress", "--json"]) == 0
+    built = json.loads(capsys.readouterr().out)
+    assert built["executor"] == "local" and set(built["by_device"]) <= {ids["A"], ids["B"]}
+    assert built["measured"] == built["total_ops"] + 1  # every op once, plus the overhead model
+    assert main(["table", "validate", "--device", ids["C"], "--table", str(table), "--samples", "2",
+                 "--executor", "ray", "--no-progress", "--json"]) == 0
+    validated = json.loads(capsys.readouterr().out)
+    assert validated["n"] == 2 and validated["rmspe"] >= 0
+    assert main(["devices", "--connect", ids["A"], "--connect", ids["O"], "--executor", "ray", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["executor"] == "ray" and len(listed["groups"]) == 2
+
+
+def test_scale_search_trains_candidates_as_ray_tasks_and_resumes(lab, monkeypatch, capsys, tmp_path):
+    import json
+
+    main = _cli(monkeypatch, lab)
+    argv = ["scale", "search", "--arch", "mnasnet-small", "--num-classes", "10", "--max-candidates", "1",
+            "--train-examples", "128", "--val-examples", "64", "--batch-size", "32", "--out", str(tmp_path),
+            "--json", "--executor", "ray"]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert len(first["candidates"]) == 2 and all(0 <= c["accuracy"] <= 1 for c in first["candidates"])
+    assert main(argv[:-2]) == 0  # resumed locally: every candidate is stored, nothing is trained again
+    again = json.loads(capsys.readouterr().out)
+    assert [c["accuracy"] for c in again["candidates"]] == [c["accuracy"] for c in first["candidates"]]

@@ -1,6 +1,6 @@
 """`mnas devices` (list, `setup`) and `mnas profile`: time a model on a device.
 
-    mnas devices [--json] [--connect HOST:PORT ...]
+    mnas devices [--json] [--connect HOST:PORT ...] [--executor ray [--ray-address ADDR]]
     mnas devices setup --device ID --benchmark-binary PATH
     mnas profile --device ID --model NAME|ARCH_FILE|FILE.tflite [--runs N] [--threads T] [--warmup N]
                  [--rounds N] [--op-profile] [--json]
@@ -16,6 +16,7 @@ import math
 from pathlib import Path
 
 from mnas.commands._common import print_json
+from mnas.executors import add_executor_arguments
 from mnas.errors import UserError
 
 
@@ -48,6 +49,7 @@ def register(subparsers) -> None:
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.add_argument("--connect", action="append", default=[], metavar="HOST:PORT",
                          help="also connect to this ADB-over-TCP device (repeatable)")
+    add_executor_arguments(listing)
     listing.set_defaults(func=_list_devices)
     sub = listing.add_subparsers(dest="devices_command", metavar="SUBCOMMAND")
     setup = sub.add_parser("setup", help="push benchmark_model to a phone and check that it runs")
@@ -78,6 +80,13 @@ def register(subparsers) -> None:
 def _list_devices(args) -> int:
     from devices.registry import list_devices
 
+    if args.executor == "ray":  # the phone farm: each --connect'ed phone fingerprinted where it is plugged in
+        if not args.connect:
+            raise UserError("--executor ray lists a phone farm: name its phones with --connect ID (repeatable)")
+        from mnas.commands.farm import list_farm
+
+        args.devices = args.connect
+        return list_farm(args)
     found = list_devices(args.connect)
     if args.json:
         print_json(found)

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("list", help="fingerprint every phone of the farm, grouped by fingerprint")
     _common(p)
-    p.set_defaults(func=_list)
+    p.set_defaults(func=list_farm)
 
     p = sub.add_parser("build", help="build a latency table on every phone of one fingerprint at once")
     _common(p)
@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="whole models measured (on the farm) to fit the calibration (default 5; 0 = none)")
     p.add_argument("--statistic", choices=("median", "p5"), default="median")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_build)
+    p.set_defaults(func=build_on_farm)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -56,10 +56,15 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _open_farm(args: argparse.Namespace):
+    return open_farm(args.devices, args)
+
+
+def open_farm(device_ids: list[str], args: argparse.Namespace):
+    """(Farm, executor) for these phones on the executor the flags ask for; the caller closes both."""
     from mnas.executors import executor_from_args
     from mnas.executors.farm import Farm
 
-    ids = [d.strip() for d in args.devices]
+    ids = [d.strip() for d in device_ids]
     executor = executor_from_args(args, device_ids=ids)
     # An explicit key (MNAS_ADB_KEY) is used everywhere; otherwise each node signs with its own default key,
     # the one its phones already trust.
@@ -71,7 +76,8 @@ def _open_farm(args: argparse.Namespace):
         raise
 
 
-def _list(args: argparse.Namespace) -> int:
+def list_farm(args: argparse.Namespace) -> int:
+    """`mnas farm list`, and `mnas devices --executor ray`."""
     farm, executor = _open_farm(args)
     try:
         rows = farm.describe()
@@ -87,7 +93,8 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build(args: argparse.Namespace) -> int:
+def build_on_farm(args: argparse.Namespace) -> int:
+    """`mnas farm build`, and `mnas table build` with several --device or --executor ray."""
     from latency.store import TableStore
     from latency.table_builder import calibrate, ops_of_space, random_specs
     from mnas import spaces

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 from mnas.errors import UserError
+from mnas.executors import add_executor_arguments
 from mnas.scaling import (DEFAULT_RESOLUTION_MULTIPLE, DOWNSCALE_FLOOR, EFFICIENTNET_COEFFICIENTS,
                           SINGLE_DIMENSION, CachedLatency, Coefficients, Solution, check_phi, coefficient_grid,
                           compound_scaler, cost_shares, describe, parse_targets, proxy_resolution, scale,
@@ -92,6 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-candidates", type=int,
                    help="train only the N candidates closest to the constraint (search)")
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    add_executor_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -339,6 +341,19 @@ def _emit_member(args: argparse.Namespace, spec: ModelSpec, sol: Solution | None
 
 
 # -- coefficient search (paper step 1) ------------------------------------------------------------------
+def standalone_evaluator(data_ref: str | None, resolution: int, seed: int, train_examples: int | None,
+                         val_examples: int | None, epochs: int, batch_size: int, cache=None):
+    """A stand-alone evaluator at one proxy resolution (module level: Ray ships it by reference)."""
+    from mnas.data import load_proxy_data
+    from mnas.evaluators.standalone import StandaloneEvaluator
+
+    data = load_proxy_data(data_ref, resolution=resolution, seed=seed)
+    if train_examples or val_examples:
+        data = data.subset(train_examples, val_examples)
+    return StandaloneEvaluator(data=data, epochs=epochs, batch_size=batch_size, proxy_resolution=resolution,
+                               seed=seed, cache=cache)
+
+
 class ProxyEvaluators:
     """One stand-alone evaluator per proxy resolution (data is resized once per resolution), sharing a cache."""
 
@@ -348,17 +363,28 @@ class ProxyEvaluators:
 
     def accuracy(self, spec: ModelSpec, resolution: int) -> tuple[float, dict]:
         if resolution not in self._by_res:
-            from mnas.data import load_proxy_data
-            from mnas.evaluators.standalone import StandaloneEvaluator
-
-            data = load_proxy_data(self.args.data, resolution=resolution, seed=self.args.seed)
-            if self.args.train_examples or self.args.val_examples:
-                data = data.subset(self.args.train_examples, self.args.val_examples)
-            self._by_res[resolution] = StandaloneEvaluator(
-                data=data, epochs=self.args.epochs, batch_size=self.args.batch_size, proxy_resolution=resolution,
-                seed=self.args.seed, cache=self.cache)
+            a = self.args
+            self._by_res[resolution] = standalone_evaluator(a.data, resolution, a.seed, a.train_examples,
+                                                            a.val_examples, a.epochs, a.batch_size, self.cache)
         result = self._by_res[resolution].evaluate([spec])[0]
         return result.accuracy, {"seconds": result.seconds, "cached": result.cached, **result.detail}
+
+    def accuracy_on(self, executor, jobs: list[tuple[ModelSpec, int]]) -> list[tuple[float, dict]]:
+        """Score (spec, proxy resolution) jobs as parallel Ray tasks; each task loads the proxy data itself."""
+        import functools
+
+        from mnas.executors.children import evaluate_parallel
+
+        out: list[tuple[float, dict] | None] = [None] * len(jobs)
+        for res in sorted({r for _, r in jobs}):
+            indices = [i for i, (_, r) in enumerate(jobs) if r == res]
+            factory = functools.partial(
+                standalone_evaluator, self.args.data, res, self.args.seed, self.args.train_examples,
+                self.args.val_examples, self.args.epochs, self.args.batch_size)
+            results = evaluate_parallel(factory, [jobs[i][0] for i in indices], executor)
+            for i, result in zip(indices, results):
+                out[i] = (result.accuracy, {"seconds": result.seconds, "cached": result.cached, **result.detail})
+        return out  # type: ignore[return-value]
 
     def settings(self) -> dict:
         a = self.args
@@ -382,18 +408,34 @@ def run_search(args: argparse.Namespace, plan: Plan, base: ModelSpec) -> dict:
                                "base_params": base.global_params(), "lite": args.lite,
                                "resolution_multiple": args.resolution_multiple, **evaluators.settings()},
                               resume=True)
+        def candidate(c: Coefficients) -> tuple[ModelSpec, int]:
+            is_base = c.as_tuple() == (1.0, 1.0, 1.0)
+            spec = base if is_base else scale(base, *c.as_tuple(), 1.0, lite=args.lite,
+                                              resolution_multiple=args.resolution_multiple)
+            return spec, proxy_resolution(spec, base, args.proxy_resolution)
+
+        keys = {c: "%.4f,%.4f,%.4f" % c.as_tuple() for c in candidates}
+        ready: dict = {}
+        if args.executor == "ray":  # train every missing candidate at once; rows are stored below as before
+            from mnas.executors import executor_from_args
+
+            todo = [c for c in candidates if store.cache_get(SEARCH_NAMESPACE, keys[c]) is None]
+            if len(todo) > 1:
+                executor = executor_from_args(args)
+                try:
+                    ready = dict(zip(todo, evaluators.accuracy_on(executor, [candidate(c) for c in todo])))
+                finally:
+                    executor.close()
         rows = []
         with _progress("coefficient search (phi=1 on the proxy)") as progress:
             task = progress.add_task("search", total=len(candidates))
             for c in candidates:
-                key = "%.4f,%.4f,%.4f" % c.as_tuple()
+                key = keys[c]
                 row = store.cache_get(SEARCH_NAMESPACE, key)
                 if row is None:
                     is_base = c.as_tuple() == (1.0, 1.0, 1.0)
-                    spec = base if is_base else scale(base, *c.as_tuple(), 1.0, lite=args.lite,
-                                                      resolution_multiple=args.resolution_multiple)
-                    res = proxy_resolution(spec, base, args.proxy_resolution)
-                    acc, detail = evaluators.accuracy(spec, res)
+                    spec, res = candidate(c)
+                    acc, detail = ready[c] if c in ready else evaluators.accuracy(spec, res)
                     row = {**describe(spec), "phi": 0.0 if is_base else 1.0, "alpha": c.alpha, "beta": c.beta,
                            "gamma": c.gamma, "cost_ratio": c.cost_ratio, "proxy_resolution": res,
                            "accuracy": acc, "train_s": detail.get("train_s"), "reference": is_base}

@@ -18,6 +18,7 @@ import argparse
 from pathlib import Path
 
 from mnas.commands._common import print_json
+from mnas.executors import add_executor_arguments
 from mnas.errors import UserError
 
 CALIBRATION_SEED = 12345  # calibration models and validation models come from different seeds
@@ -31,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     table.set_defaults(func=lambda args: (table.print_help(), 2)[1])
 
     p = sub.add_parser("build", help="time every distinct op of a search space on a device")
-    p.add_argument("--device", required=True, help="device id (`host`, HOST:PORT, USB serial)")
+    p.add_argument("--device", dest="devices", action="append", required=True, metavar="ID",
+                   help="device id (`host`, HOST:PORT, USB serial); repeat it to spread the ops over a farm of "
+                        "phones of one fingerprint")
     p.add_argument("--space", required=True, help="search space name (see `mnas search --help`)")
     p.add_argument("--resolution", type=int, default=224, help="input resolution (default 224)")
     p.add_argument("--out", required=True, type=Path, help="table file (SQLite); an existing one is resumed")
@@ -43,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "percentile (a shared host, where other work inflates medians)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the build report as JSON")
+    add_executor_arguments(p)
     p.set_defaults(func=_build)
 
     p = sub.add_parser("import", help="import a published phone table (OFA Note10, ProxylessNAS mobile)")
@@ -68,6 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="use a table measured on another device")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", action="store_true")
+    add_executor_arguments(p)
     p.set_defaults(func=_validate)
 
     p = sub.add_parser("export", help="export every entry to CSV or Parquet")
@@ -109,6 +114,18 @@ def _device(device_id: str):
     return open_device(device_id)
 
 
+def _open_validation_device(args: argparse.Namespace) -> tuple[object, tuple]:
+    """(device, what else to close). With --executor ray the device is a one-phone farm, profiled on the node
+    where the phone is plugged in."""
+    if args.executor == "local":
+        return _device(args.device), ()
+    from mnas.commands.farm import open_farm
+    from mnas.executors.farm import FarmDevice
+
+    farm, executor = open_farm([args.device], args)
+    return FarmDevice(farm), (farm, executor)
+
+
 def _last_build(store, fingerprint_key: str) -> dict:
     builds = store.fingerprints().get(fingerprint_key, {}).get("builds", [])
     return builds[-1] if builds else {}
@@ -119,6 +136,11 @@ def _build(args: argparse.Namespace) -> int:
     from latency.store import TableStore
     from latency.table_builder import build_table, calibrate, ops_of_space, random_specs
 
+    if args.executor == "ray" or len(args.devices) > 1:
+        from mnas.commands.farm import build_on_farm  # several phones (or Ray): one queue over the farm
+
+        return build_on_farm(args)
+    args.device = args.devices[0]
     _positive(args.threads, "--threads")
     if args.resolution < 32:
         raise UserError(f"resolution must be >= 32, got {args.resolution}")
@@ -222,7 +244,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     _positive(args.samples, "--samples")
     _positive(args.threads, "--threads")
-    device = _device(args.device)
+    device, owners = _open_validation_device(args)
     try:
         device_key = table_fingerprint_key(device, args.threads)
         predictor = Predictor.load(args.table, device_key=device_key, force=args.force)
@@ -237,6 +259,8 @@ def _validate(args: argparse.Namespace) -> int:
         result = validate(device, predictor, specs, threads=args.threads, progress=not args.no_progress)
     finally:
         device.close()
+        for owner in owners:
+            owner.close()
     payload = result.to_dict() | {"table": str(args.table), "space": space.name, "resolution": resolution,
                                   "fingerprint_key": predictor.fingerprint_key}
     if args.plot:
