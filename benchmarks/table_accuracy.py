@@ -28,11 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataclasses import replace  # noqa: E402
 
-from devices import stats  # noqa: E402
-from devices.base import Profile, ProfileOptions  # noqa: E402
-from devices.host import HostDevice  # noqa: E402
 from devices.registry import open_device  # noqa: E402
 from latency.predictor import Calibration, Predictor, profile_value  # noqa: E402
 from latency.store import TableStore  # noqa: E402
@@ -40,49 +36,6 @@ from latency.table_builder import (build_table, calibrate, measure_specs, ops_of
                                    table_fingerprint_key)
 from latency.validate import ValidationResult, compare, write_scatter  # noqa: E402
 from mnas import spaces  # noqa: E402
-
-
-class ThreadCpuHostDevice(HostDevice):
-    """The host device timed by the calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID) around `invoke()`.
-
-    With 1 interpreter thread all work runs on the calling thread, so its CPU time is the invoke's latency
-    minus the time other processes held the core: on a shared machine it measures what an idle one would
-    (cache pollution by the others still counts). Wall-clock medians here swung 2-4x with the load of
-    other jobs; this clock did not (docs/latency.md). Its fingerprint names the clock, so its tables are
-    never mixed with wall-clock ones.
-    """
-
-    def fingerprint(self):
-        fp = super().fingerprint()
-        return replace(fp, model=f"{fp.model} (thread CPU time)")
-
-    def profile(self, model_path: Path, options: ProfileOptions = ProfileOptions()) -> Profile:
-        from ai_edge_litert.interpreter import Interpreter
-
-        if options.threads != 1:
-            raise SystemExit("thread CPU time measures single-threaded latency only: use --threads 1")
-        interpreter = Interpreter(model_path=str(model_path), num_threads=1)
-        interpreter.allocate_tensors()
-        rng = np.random.default_rng(0)
-        for d in interpreter.get_input_details():
-            interpreter.set_tensor(d["index"], rng.random(d["shape"]).astype(d["dtype"]))
-        clock = time.thread_time_ns
-
-        def run_round(index: int) -> stats.Round:
-            for _ in range(options.warmup_runs):
-                interpreter.invoke()
-            times = []
-            for _ in range(options.runs):
-                t0 = clock()
-                interpreter.invoke()
-                times.append((clock() - t0) / 1e6)
-            return stats.Round.from_times(times)
-
-        rounds = stats.measure_rounds(run_round, max_rounds=options.max_rounds, target_rel_ci=options.target_rel_ci)
-        summary = stats.summarize(rounds, target_rel_ci=options.target_rel_ci, max_rounds=options.max_rounds)
-        fields = stats.to_profile_fields(summary, options.target_rel_ci)
-        fields["warnings"] = tuple(fields["warnings"])
-        return Profile(fingerprint=self.fingerprint(), ops=None, **fields)
 
 
 def main() -> int:
@@ -100,9 +53,11 @@ def main() -> int:
                         help="thread-cpu: time the host by the thread's CPU time (a shared machine)")
     parser.add_argument("--build", action="store_true", help="build (or resume) the table first")
     parser.add_argument("--statistic", default="median", help="with --build: median | p5")
+    parser.add_argument("--calibrate", type=int, default=5, help="with --build: whole models fitted (default 5)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    device = ThreadCpuHostDevice() if args.clock == "thread-cpu" else open_device(args.device)
+    # thread-cpu = the `host-cpu` device: the host timed by the calling thread's CPU time (a shared machine)
+    device = open_device("host-cpu" if args.clock == "thread-cpu" else args.device)
     space = spaces.get(args.space)
     build = None
     if args.build:
@@ -112,7 +67,7 @@ def main() -> int:
                                  description={"space": args.space, "resolution": args.resolution,
                                               "threads": args.threads, "clock": args.clock})
             report.calibration, report.calibration_points = calibrate(
-                device, store, report.fingerprint_key, random_specs(space, 5, args.resolution, 12345),
+                device, store, report.fingerprint_key, random_specs(space, args.calibrate, args.resolution, 12345),
                 threads=args.threads)
         build = report.to_dict()
     predictor = Predictor.load(args.table, device_key=table_fingerprint_key(device, args.threads))

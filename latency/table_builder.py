@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from devices.base import Device, Profile, ProfileOptions
+from devices.base import Device, Fingerprint, Profile, ProfileOptions
 from latency.opkeys import op_key, overhead_key
 from latency.predictor import STATISTICS, Calibration, Predictor, fit_calibration, profile_value
 from latency.store import TableStore
@@ -73,7 +73,7 @@ def write_spec_model(spec: ModelSpec, path: Path) -> Path:
     return Path(write_tflite(spec, path))
 
 
-def _entry_extra(profile: Profile, layer: Layer | None) -> dict:
+def entry_extra(profile: Profile, layer: Layer | None) -> dict:
     extra = {"p5_ms": profile.p5_ms, "p95_ms": profile.p95_ms, "rounds": profile.rounds,
              "bimodal": profile.bimodal, "noise": profile.noise, "warnings": list(profile.warnings),
              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -113,20 +113,12 @@ def _progress(enabled: bool):
                     console=Console(stderr=True))
 
 
-def build_table(device: Device, store: TableStore, ops: dict[str, Layer], *, threads: int = 1,
-                op_options: ProfileOptions | None = None, progress: bool = True, statistic: str = "median",
-                description: dict | None = None, on_op: Callable[[str, Profile], None] | None = None) -> BuildReport:
-    """Measure every op of `ops` that the table lacks for this device; store each as it comes.
-
-    Every entry keeps median, mean, std and (in `extra`) p5 / p95; `statistic` is the one predictions
-    of this device's table sum, recorded once with the fingerprint (a resumed build must not change it).
-    """
+def plan_build(store: TableStore, fingerprint: Fingerprint, ops: dict[str, Layer], threads: int, statistic: str,
+               description: dict | None) -> tuple[str, dict[str, Layer]]:
+    """Record the device (and this build) in the table; return its table key and the ops still to measure
+    (the overhead model first). Shared by every builder, so each can resume the others' tables."""
     if statistic not in STATISTICS:
         raise UserError(f"statistic must be one of {', '.join(STATISTICS)}, got {statistic!r}")
-    start = time.perf_counter()
-    options = op_options or OP_OPTIONS
-    options = ProfileOptions(**{**options.__dict__, "threads": threads})
-    fingerprint = device.fingerprint()
     fp_key = f"{fingerprint.key}:t{threads}"
     info = {**fingerprint.to_dict(), "key": fp_key, "device_key": fingerprint.key, "threads": threads}
     known = store.fingerprints().get(fp_key, {})
@@ -140,6 +132,22 @@ def build_table(device: Device, store: TableStore, ops: dict[str, Layer], *, thr
     todo = {k: layer for k, layer in ops.items() if k not in done}
     if overhead_key() not in done:
         todo = {overhead_key(): OVERHEAD_LAYER, **todo}
+    return fp_key, todo
+
+
+def build_table(device: Device, store: TableStore, ops: dict[str, Layer], *, threads: int = 1,
+                op_options: ProfileOptions | None = None, progress: bool = True, statistic: str = "median",
+                description: dict | None = None, on_op: Callable[[str, Profile], None] | None = None) -> BuildReport:
+    """Measure every op of `ops` that the table lacks for this device; store each as it comes.
+
+    Every entry keeps median, mean, std and (in `extra`) p5 / p95; `statistic` is the one predictions
+    of this device's table sum, recorded once with the fingerprint (a resumed build must not change it).
+    """
+    start = time.perf_counter()
+    options = op_options or OP_OPTIONS
+    options = ProfileOptions(**{**options.__dict__, "threads": threads})
+    fingerprint = device.fingerprint()
+    fp_key, todo = plan_build(store, fingerprint, ops, threads, statistic, description)
     measured = 0
     with tempfile.TemporaryDirectory(prefix="mnas-ops-") as tmp, _progress(progress) as bar:
         task = bar.add_task(f"ops on {fingerprint.model}", total=len(todo))
@@ -147,7 +155,7 @@ def build_table(device: Device, store: TableStore, ops: dict[str, Layer], *, thr
             path = write_op_model([layer], Path(tmp) / f"op{measured}.tflite")
             profile = device.profile(path, options)
             store.put(fp_key, key, profile.runs, profile.mean_ms, profile.median_ms, profile.std_ms,
-                      _entry_extra(profile, None if key == overhead_key() else layer))
+                      entry_extra(profile, None if key == overhead_key() else layer))
             os.unlink(path)
             measured += 1
             if on_op is not None:
@@ -155,7 +163,7 @@ def build_table(device: Device, store: TableStore, ops: dict[str, Layer], *, thr
             bar.advance(task)
     entries = store.entries(fp_key)
     overhead = entries.get(overhead_key())
-    skipped = sum(1 for k in ops if k in done)
+    skipped = sum(1 for k in ops if k not in todo)
     return BuildReport(fp_key, len(ops), measured, skipped, time.perf_counter() - start,
                        overhead.value(statistic) if overhead else None)
 

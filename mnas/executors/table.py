@@ -18,10 +18,8 @@ from typing import Callable
 
 from devices.base import Profile, ProfileOptions
 from latency.opkeys import overhead_key
-from latency.predictor import STATISTICS
 from latency.store import TableStore
-from latency.table_builder import OP_OPTIONS, OVERHEAD_LAYER, BuildReport, _entry_extra, write_op_model
-from mnas.errors import UserError
+from latency.table_builder import OP_OPTIONS, BuildReport, entry_extra, plan_build, write_op_model
 from mnas.executors.farm import Farm, Job
 from mnas.spec import Layer
 
@@ -33,25 +31,11 @@ def build_table_on_farm(farm: Farm, store: TableStore, ops: dict[str, Layer], *,
     """Measure every op of `ops` the table lacks for the farm's (single) fingerprint; store each as it comes.
 
     `on_op(op_key, device_id, profile)` is called after each row is committed."""
-    if statistic not in STATISTICS:
-        raise UserError(f"statistic must be one of {', '.join(STATISTICS)}, got {statistic!r}")
     start = time.perf_counter()
     fingerprint = farm.fingerprint(farm.fingerprint_key())  # mixed farms are refused here
     options = ProfileOptions(**{**(op_options or OP_OPTIONS).__dict__, "threads": threads})
-    fp_key = f"{fingerprint.key}:t{threads}"
-    # The same fingerprint record as latency.table_builder.build_table, so either builder can resume the other.
-    info = {**fingerprint.to_dict(), "key": fp_key, "device_key": fingerprint.key, "threads": threads}
-    known = store.fingerprints().get(fp_key, {})
-    if known.get("statistic") and known["statistic"] != statistic and store.op_keys(fp_key):
-        raise UserError(f"{store.path} sums the {known['statistic']} for {fp_key}; rebuild into a new file to use "
-                        f"{statistic}")
-    info["statistic"] = statistic
-    info["builds"] = known.get("builds", []) + ([description] if description else [])
-    store.add_fingerprint(fp_key, info)
-    done = store.op_keys(fp_key)
-    todo = {k: layer for k, layer in ops.items() if k not in done}
-    if overhead_key() not in done:
-        todo = {overhead_key(): OVERHEAD_LAYER, **todo}
+    # The same record as latency.table_builder.build_table, so either builder can resume the other.
+    fp_key, todo = plan_build(store, fingerprint, ops, threads, statistic, description)
     measured = 0
     by_device: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="mnas-farm-ops-") as tmp, _progress(progress) as bar:
@@ -61,7 +45,7 @@ def build_table_on_farm(farm: Farm, store: TableStore, ops: dict[str, Layer], *,
         for result in farm.profile_many(jobs, fingerprint.key, options):
             layer = todo[result.key]
             profile = result.profile
-            extra = {**_entry_extra(profile, None if result.key == overhead_key() else layer),
+            extra = {**entry_extra(profile, None if result.key == overhead_key() else layer),
                      "device_id": result.device_id}
             store.put(fp_key, result.key, profile.runs, profile.mean_ms, profile.median_ms, profile.std_ms, extra)
             measured += 1
@@ -70,7 +54,7 @@ def build_table_on_farm(farm: Farm, store: TableStore, ops: dict[str, Layer], *,
                 on_op(result.key, result.device_id, profile)
             bar.advance(task)
     overhead = store.entries(fp_key).get(overhead_key())
-    report = BuildReport(fp_key, len(ops), measured, sum(1 for k in ops if k in done), time.perf_counter() - start,
+    report = BuildReport(fp_key, len(ops), measured, sum(1 for k in ops if k not in todo), time.perf_counter() - start,
                          overhead.value(statistic) if overhead else None)
     report.by_device = by_device  # type: ignore[attr-defined]  # ops measured per phone, for the CLI/benchmark
     report.lost = dict(farm.lost)  # type: ignore[attr-defined]
