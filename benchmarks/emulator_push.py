@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import socket
 import statistics
@@ -24,28 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from devices.emulator.process import EmulatorProcess  # noqa: E402
+
 from adb_shell.adb_device import AdbDeviceTcp  # noqa: E402
 from adb_shell.auth.keygen import keygen  # noqa: E402
 from adb_shell.auth.sign_pythonrsa import PythonRSASigner  # noqa: E402
 
 
-
-class Phone:
-    """`mnas emulator --port 0` in a child process: its port and its sandbox directory."""
-
-    def __init__(self, sandbox: Path) -> None:
-        self.sandbox = sandbox
-        self.proc = subprocess.Popen([sys.executable, "-m", "mnas.cli", "emulator", "--port", "0", "--sandbox",
-                                      str(sandbox)], stdout=subprocess.PIPE, text=True)
-        self.port = int(re.search(r"127\.0\.0\.1:(\d+)", self.proc.stdout.readline()).group(1))
-        self.serial = f"127.0.0.1:{self.port}"
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
-def push_adb_shell(phone: Phone, src: Path, workdir: Path, repeats: int) -> list[float]:
+def push_adb_shell(phone: EmulatorProcess, src: Path, workdir: Path, repeats: int) -> list[float]:
     keygen(str(workdir / "adbkey"))
     signer = PythonRSASigner((workdir / "adbkey.pub").read_text(), (workdir / "adbkey").read_text())
     dev = AdbDeviceTcp("127.0.0.1", phone.port, default_transport_timeout_s=30)
@@ -62,7 +47,7 @@ def push_adb_shell(phone: Phone, src: Path, workdir: Path, repeats: int) -> list
     return rates
 
 
-def push_real_adb(phone: Phone, src: Path, workdir: Path, repeats: int) -> list[float] | None:
+def push_real_adb(phone: EmulatorProcess, src: Path, workdir: Path, repeats: int) -> list[float] | None:
     adb = shutil.which("adb")
     if adb is None:
         return None
@@ -106,7 +91,7 @@ def main() -> int:
         workdir = Path(tmp)
         src = workdir / "payload.bin"
         src.write_bytes(os.urandom(int(args.mb * 1e6)))
-        phone = Phone(workdir / "sandbox")
+        phone = EmulatorProcess(workdir / "sandbox")
         try:
             result = {"mb": args.mb, "repeats": args.repeats,
                       "adb_shell_mb_s": push_adb_shell(phone, src, workdir, args.repeats),

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,21 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from devices.emulator.process import EmulatorProcess  # noqa: E402
+
 from devices.adb_keys import ensure_key  # noqa: E402
 from devices.android import AndroidDevice  # noqa: E402
-
-
-class Phone:
-    """`mnas emulator --port 0` in a child process."""
-
-    def __init__(self, sandbox: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "mnas.cli", "emulator", "--port", "0", "--sandbox",
-                                      str(sandbox)], stdout=subprocess.PIPE, text=True)
-        self.serial = "127.0.0.1:" + re.search(r"127\.0\.0\.1:(\d+)", self.proc.stdout.readline()).group(1)
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 def main() -> int:
@@ -70,7 +57,7 @@ def main() -> int:
     key = ensure_key(work / "adbkey")
     binary = work / "benchmark_model"
     binary.write_bytes(b"\x7fELF stand-in\n" * 4)
-    phones = [Phone(work / f"phone{i}") for i in range(max(counts))]
+    phones = [EmulatorProcess(work / f"phone{i}") for i in range(max(counts))]
     rows: list[dict] = []
     try:
         for phone in phones:

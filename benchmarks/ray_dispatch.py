@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,25 +26,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from devices.emulator.process import EmulatorProcess  # noqa: E402
+
 from devices.adb_keys import ensure_key  # noqa: E402
 from devices.android import AndroidDevice  # noqa: E402
 from devices.base import ProfileOptions  # noqa: E402
 from devices.emulator.sample_model import tiny_cnn_tflite  # noqa: E402
 
 OPTIONS = ProfileOptions(threads=1, warmup_runs=1, runs=5, max_rounds=1, target_rel_ci=0.5)
-
-
-class Phone:
-    """`mnas emulator --port 0` in a child process."""
-
-    def __init__(self, sandbox: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "mnas.cli", "emulator", "--port", "0", "--sandbox",
-                                      str(sandbox)], stdout=subprocess.PIPE, text=True)
-        self.serial = "127.0.0.1:" + re.search(r"127\.0\.0\.1:(\d+)", self.proc.stdout.readline()).group(1)
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 def main() -> int:
@@ -65,7 +52,7 @@ def main() -> int:
     binary.write_bytes(b"\x7fELF stand-in\n" * 4)
     model = work / "tiny.tflite"
     model.write_bytes(tiny_cnn_tflite(resolution=16, channels=4, classes=4))
-    phone = Phone(work / "phone")
+    phone = EmulatorProcess(work / "phone")
     options = {"key_path": str(key)}
     per_profile: dict[str, list[float]] = {"direct": [], "local": [], "ray": []}
     round_trip_ms: dict[str, float] = {}
