@@ -270,7 +270,8 @@ def summarize(rounds: Sequence[Round], *, target_rel_ci: float = 0.02, max_round
     rel_ci = relative_ci(rounds)
     allowed = max_rounds if max_rounds is not None else k
     stable = rel_ci <= target_rel_ci and k >= min(MIN_ROUNDS, allowed)
-    rounds_cv = float(medians.std(ddof=1) / medians.mean()) if k > 1 else 0.0
+    # A model faster than the clock resolution (the 0 us overhead model on the emulated phone) has no CV.
+    rounds_cv = float(medians.std(ddof=1) / medians.mean()) if k > 1 and medians.mean() > 0 else 0.0
 
     warnings: list[str] = []
     modes = find_modes(medians, ROUNDS_RULE) if k >= 2 else None
