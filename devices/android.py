@@ -509,19 +509,12 @@ class AndroidDevice:
         mask = big_core_mask(fingerprint.cpu_max_khz, options.threads)
         zones = self.thermal_zone_names()
         remote_model = f"{REMOTE_DIR}/{hashlib.sha256(content).hexdigest()[:16]}.tflite"
-        device_warnings: list[str] = []
-        waited = [0.0]
 
         def max_temp() -> float | None:
             temps = self.temperatures(zones)
             return max(temps.values()) if temps else None
 
-        def before_round(index: int) -> None:
-            cooldown = stats.wait_for_cooldown(max_temp, options.cooldown_temp_c, options.cooldown_max_s)
-            waited[0] += cooldown.waited_s
-            if cooldown.timed_out:
-                device_warnings.append(f"round {index + 1}: still {cooldown.end_c:.1f} C after "
-                                       f"{cooldown.waited_s:.0f} s cool-down (threshold {options.cooldown_temp_c} C)")
+        before_round = stats.CooldownGuard(max_temp, options.cooldown_temp_c, options.cooldown_max_s)
 
         def run_round(index: int) -> stats.Round:
             out = self._run_benchmark(self.benchmark_argv(remote_model, options, mask), options, op_profile=False)
@@ -546,9 +539,8 @@ class AndroidDevice:
             self._cleanup(remote_model)
         summary = stats.summarize(rounds, target_rel_ci=options.target_rel_ci, max_rounds=options.max_rounds)
         fields = stats.to_profile_fields(summary, options.target_rel_ci)
-        fields["noise"]["cooldown_s"] = waited[0]
         fields["noise"]["taskset_mask"] = mask or ""
-        fields["warnings"] = tuple(fields["warnings"]) + tuple(device_warnings)
+        before_round.add_to(fields)
         return Profile(fingerprint=fingerprint, ops=ops, **fields)
 
     def _cleanup(self, remote: str) -> None:

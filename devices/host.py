@@ -144,15 +144,8 @@ class HostDevice:
         path = Path(model_path)
         litert_runner.read_model_bytes(path)  # missing or not a .tflite: UserError before any timing
         fingerprint = self.fingerprint()
-        device_warnings: list[str] = []
-        waited = [0.0]
 
-        def before_round(index: int) -> None:
-            cooldown = stats.wait_for_cooldown(max_temperature, options.cooldown_temp_c, options.cooldown_max_s)
-            waited[0] += cooldown.waited_s
-            if cooldown.timed_out:
-                device_warnings.append(f"round {index + 1}: still {cooldown.end_c:.1f} C after "
-                                       f"{cooldown.waited_s:.0f} s cool-down (threshold {options.cooldown_temp_c} C)")
+        before_round = stats.CooldownGuard(max_temperature, options.cooldown_temp_c, options.cooldown_max_s)
 
         def run_round(index: int) -> stats.Round:
             timings = litert_runner.run_benchmark(path, num_threads=options.threads, clock=self.clock,
@@ -168,8 +161,7 @@ class HostDevice:
                                                   num_runs=options.runs, op_profiling=True)
             ops = tuple(timings.ops or ())
         fields = stats.to_profile_fields(summary, options.target_rel_ci)
-        fields["noise"]["cooldown_s"] = waited[0]
-        fields["warnings"] = tuple(fields["warnings"]) + tuple(device_warnings)
+        before_round.add_to(fields)
         return Profile(fingerprint=fingerprint, ops=ops, **fields)
 
     def close(self) -> None:

@@ -314,6 +314,29 @@ def wait_for_cooldown(read_max_temp_c: Callable[[], float | None], threshold_c: 
     return Cooldown(clock() - start, first, temp, timed_out=False)
 
 
+class CooldownGuard:
+    """`before_round` for `measure_rounds`: waits out a hot device before each round and keeps the total wait
+    and a warning per round that was still hot, for the profile's noise and warnings."""
+
+    def __init__(self, read_max_temp_c: Callable[[], float | None], threshold_c: float, max_wait_s: float) -> None:
+        self.read_max_temp_c, self.threshold_c, self.max_wait_s = read_max_temp_c, threshold_c, max_wait_s
+        self.waited_s = 0.0
+        self.warnings: list[str] = []
+
+    def __call__(self, index: int) -> None:
+        cooldown = wait_for_cooldown(self.read_max_temp_c, self.threshold_c, self.max_wait_s)
+        self.waited_s += cooldown.waited_s
+        if cooldown.timed_out:
+            self.warnings.append(f"round {index + 1}: still {cooldown.end_c:.1f} C after "
+                                 f"{cooldown.waited_s:.0f} s cool-down (threshold {self.threshold_c} C)")
+
+    def add_to(self, fields: dict) -> dict:
+        """Profile fields (from `to_profile_fields`) with the wait and the hot-round warnings added."""
+        fields["noise"]["cooldown_s"] = self.waited_s
+        fields["warnings"] = tuple(fields["warnings"]) + tuple(self.warnings)
+        return fields
+
+
 def to_profile_fields(summary: Summary, target_rel_ci: float) -> dict:
     """The `devices.base.Profile` fields a summary (in ms) fills."""
     return {"median_ms": summary.median, "mean_ms": summary.mean, "std_ms": summary.std, "p5_ms": summary.p5,

@@ -127,3 +127,17 @@ def test_cooldown_waits_until_cool_and_gives_up_at_max():
     assert hot.timed_out and hot.waited_s >= 10.0
     none = stats.wait_for_cooldown(lambda: None, 45.0, 10.0)
     assert none.waited_s < 1 and not none.timed_out
+
+
+def test_cooldown_guard_reports_hot_rounds_into_profile_fields():
+    from devices.stats import CooldownGuard
+
+    guard = CooldownGuard(lambda: 80.0, threshold_c=45.0, max_wait_s=0.0)  # always hot, no time to wait
+    guard(0)
+    guard(1)
+    cool = CooldownGuard(lambda: None, threshold_c=45.0, max_wait_s=10.0)  # no thermal zone: never waits
+    cool(0)
+    fields = guard.add_to({"noise": {}, "warnings": ("earlier",)})
+    assert fields["warnings"][0] == "earlier" and len(fields["warnings"]) == 3
+    assert "round 2: still 80.0 C" in fields["warnings"][2] and fields["noise"]["cooldown_s"] >= 0
+    assert cool.warnings == [] and cool.waited_s < 1.0
