@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 from mnas.commands._common import print_json
+from mnas.commands.table import add_build_arguments
 from mnas.errors import UserError
 from mnas.executors import add_executor_arguments
 
@@ -37,14 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("build", help="build a latency table on every phone of one fingerprint at once")
     _common(p)
-    p.add_argument("--space", required=True, help="search space name")
-    p.add_argument("--resolution", type=int, default=224, help="input resolution (default 224)")
-    p.add_argument("--out", required=True, type=Path, help="table file (SQLite); an existing one is resumed")
-    p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
-    p.add_argument("--calibrate", type=int, default=5, metavar="N",
-                   help="whole models measured (on the farm) to fit the calibration (default 5; 0 = none)")
-    p.add_argument("--statistic", choices=("median", "p5"), default="median")
-    p.add_argument("--no-progress", action="store_true")
+    add_build_arguments(p)
     p.set_defaults(func=build_on_farm)
 
 

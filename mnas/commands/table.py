@@ -25,16 +25,8 @@ CALIBRATION_SEED = 12345  # calibration models and validation models come from d
 VALIDATION_SEED = 2024
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    table = subparsers.add_parser("table", help="per-device latency lookup tables",
-                                  description="Build, import, inspect, validate and export latency tables.")
-    sub = table.add_subparsers(dest="table_command", metavar="ACTION")
-    table.set_defaults(func=lambda args: (table.print_help(), 2)[1])
-
-    p = sub.add_parser("build", help="time every distinct op of a search space on a device")
-    p.add_argument("--device", dest="devices", action="append", required=True, metavar="ID",
-                   help="device id (`host`, HOST:PORT, USB serial); repeat it to spread the ops over a farm of "
-                        "phones of one fingerprint")
+def add_build_arguments(p: argparse.ArgumentParser) -> None:
+    """What a table build needs besides its devices (`table build` and `farm build` share them)."""
     p.add_argument("--space", required=True, help="search space name (see `mnas search --help`)")
     p.add_argument("--resolution", type=int, default=224, help="input resolution (default 224)")
     p.add_argument("--out", required=True, type=Path, help="table file (SQLite); an existing one is resumed")
@@ -45,6 +37,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="what the table sums: median of the runs (default; a dedicated device) or p5, the 5th "
                         "percentile (a shared host, where other work inflates medians)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    table = subparsers.add_parser("table", help="per-device latency lookup tables",
+                                  description="Build, import, inspect, validate and export latency tables.")
+    sub = table.add_subparsers(dest="table_command", metavar="ACTION")
+    table.set_defaults(func=lambda args: (table.print_help(), 2)[1])
+
+    p = sub.add_parser("build", help="time every distinct op of a search space on a device")
+    p.add_argument("--device", dest="devices", action="append", required=True, metavar="ID",
+                   help="device id (`host`, HOST:PORT, USB serial); repeat it to spread the ops over a farm of "
+                        "phones of one fingerprint")
+    add_build_arguments(p)
     p.add_argument("--json", action="store_true", help="print the build report as JSON")
     add_executor_arguments(p)
     p.set_defaults(func=_build)
