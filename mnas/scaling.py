@@ -7,6 +7,9 @@ EfficientNet scales a base network by one knob phi:
 
 Depth and width go through `ModelSpec.depth` / `ModelSpec.width`, so the authors' `round_repeats`
 (ceil) and `round_filters` (multiple of 8, never more than 10% down) apply in one place: `spec.layers()`.
+`repeats_rounding="nearest"` (a `ModelSpec` field) rounds depth * repeats to nearest instead of up: with
+ceil, B0 at phi = 1..4 has 16-27% more MACs than the cost law, with nearest every phi = 1..7 is within 8%
+(benchmarks/scaling_macs.py); ceil stays the default because it is what EfficientNet B1..B7 use.
 Multipliers compose: scaling a spec that already has width 1.1 by beta**phi gives width 1.1 * beta**phi,
 applied to the *base* filter counts (rounding once, not twice).
 
@@ -135,8 +138,12 @@ def check_phi(phi: float, allow_downscale: bool = False, floor: float = DOWNSCAL
 
 def scale_factors(spec: ModelSpec, depth: float = 1.0, width: float = 1.0, resolution: float = 1.0, *,
                   lite: bool = False, resolution_multiple: int = DEFAULT_RESOLUTION_MULTIPLE,
-                  rounding: str = "nearest", name: str | None = None) -> ModelSpec:
-    """Multiply depth, width and resolution of `spec` (composing with its multipliers): the one primitive."""
+                  rounding: str = "nearest", repeats_rounding: str | None = None,
+                  name: str | None = None) -> ModelSpec:
+    """Multiply depth, width and resolution of `spec` (composing with its multipliers): the one primitive.
+
+    `rounding` is the resolution's; `repeats_rounding` (None = the spec's own) is how depth * repeats rounds.
+    """
     for label, f in (("depth", depth), ("width", width), ("resolution", resolution)):
         if not (math.isfinite(f) and f > 0):
             raise UserError(f"{label} factor must be > 0, got {f}")
@@ -144,6 +151,8 @@ def scale_factors(spec: ModelSpec, depth: float = 1.0, width: float = 1.0, resol
                          resolution=round_resolution(spec.resolution * resolution, resolution_multiple, rounding))
     if lite:  # EfficientNet-Lite: stem, head and the first/last stage's repeats stay as in the base
         changes.update(scale_stem=False, scale_head=False, fix_first_last_repeats=True)
+    if repeats_rounding is not None:
+        changes["repeats_rounding"] = repeats_rounding
     if name is not None:
         changes["name"] = name
     return spec.replace(**changes)
@@ -151,17 +160,23 @@ def scale_factors(spec: ModelSpec, depth: float = 1.0, width: float = 1.0, resol
 
 def scale(spec: ModelSpec, alpha: float, beta: float, gamma: float, phi: float, *, lite: bool = False,
           allow_downscale: bool = False, resolution_multiple: int = DEFAULT_RESOLUTION_MULTIPLE,
-          rounding: str = "nearest", name: str | None = None) -> ModelSpec:
-    """Compound-scale `spec` by phi: depth x alpha^phi, width x beta^phi, resolution x gamma^phi (rounded)."""
+          rounding: str = "nearest", repeats_rounding: str | None = None, name: str | None = None) -> ModelSpec:
+    """Compound-scale `spec` by phi: depth x alpha^phi, width x beta^phi, resolution x gamma^phi (rounded).
+
+    `repeats_rounding` ("ceil" | "nearest"; None = the spec's own, ceil for every zoo model) is stored in the
+    scaled spec, so its arch file rebuilds the same layer counts.
+    """
     c = Coefficients(alpha, beta, gamma)
     phi = check_phi(phi, allow_downscale)
     scaled = scale_factors(spec, c.alpha ** phi, c.beta ** phi, c.gamma ** phi, lite=lite,
                            resolution_multiple=resolution_multiple, rounding=rounding,
+                           repeats_rounding=repeats_rounding,
                            name=name if name is not None else f"{spec.name}-phi{phi:g}")
     # Where it came from, for arch files and reports (extra is excluded from spec equality).
     extra = dict(spec.extra)
     extra["scaling"] = {"base": spec.name, "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "phi": phi,
-                        "lite": lite, "rounding": rounding, "resolution_multiple": resolution_multiple}
+                        "lite": lite, "rounding": rounding, "resolution_multiple": resolution_multiple,
+                        "repeats_rounding": scaled.repeats_rounding}
     return scaled.replace(extra=extra)
 
 
@@ -171,7 +186,8 @@ def describe(spec: ModelSpec) -> dict:
     cost = model_cost(spec)
     info = spec.extra.get("scaling", {})
     return {"name": spec.name, "phi": info.get("phi"), "depth": spec.depth, "width": spec.width,
-            "resolution": spec.resolution, "params": cost.params, "macs": cost.macs}
+            "resolution": spec.resolution, "repeats_rounding": spec.repeats_rounding, "params": cost.params,
+            "macs": cost.macs}
 
 
 def expected_macs(base_macs: float, coefficients: Coefficients, phi: float) -> float:
@@ -241,11 +257,12 @@ Scaler = Callable[[float, str], ModelSpec]  # (phi, rounding mode) -> scaled spe
 
 
 def compound_scaler(spec: ModelSpec, coefficients: Coefficients, *, lite: bool = False,
-                    allow_downscale: bool = False,
-                    resolution_multiple: int = DEFAULT_RESOLUTION_MULTIPLE) -> Scaler:
+                    allow_downscale: bool = False, resolution_multiple: int = DEFAULT_RESOLUTION_MULTIPLE,
+                    repeats_rounding: str | None = None) -> Scaler:
     def make(phi: float, rounding: str = "nearest") -> ModelSpec:
         return scale(spec, *coefficients.as_tuple(), phi, lite=lite, allow_downscale=allow_downscale,
-                     resolution_multiple=resolution_multiple, rounding=rounding)
+                     resolution_multiple=resolution_multiple, rounding=rounding,
+                     repeats_rounding=repeats_rounding)
     return make
 
 

@@ -20,6 +20,10 @@ from mnas.errors import UserError
 
 SE_STYLES = ("efficientnet", "mobilenetv3")
 MIN_RESOLUTION = 32
+# How depth * repeats becomes a layer count: "ceil" is the authors' rule (EfficientNet B1..B7 use it);
+# "nearest" (never below 1) follows the cost law MACs ~ (alpha beta^2 gamma^2)^phi more closely at small phi.
+REPEATS_ROUNDINGS = ("ceil", "nearest")
+DEFAULT_REPEATS_ROUNDING = "ceil"
 
 
 def round_filters(filters: float, width: float, divisor: int = 8, min_depth: int | None = None) -> int:
@@ -34,9 +38,17 @@ def round_filters(filters: float, width: float, divisor: int = 8, min_depth: int
     return int(new)
 
 
-def round_repeats(repeats: int, depth: float) -> int:
-    """EfficientNet's rule: ceil(depth * repeats)."""
-    return int(math.ceil(depth * repeats))
+def round_repeats(repeats: int, depth: float, rounding: str = DEFAULT_REPEATS_ROUNDING) -> int:
+    """EfficientNet's rule: ceil(depth * repeats); or "nearest": max(1, floor(depth * repeats + 0.5)).
+
+    ceil adds a layer to a stage as soon as depth > 1 (B0's 1-4 repeats per stage make that +12-20% layers at
+    small phi); nearest rounds half up, so the layer count tracks depth * repeats within half a layer.
+    """
+    if rounding == "ceil":
+        return int(math.ceil(depth * repeats))
+    if rounding == "nearest":
+        return max(1, int(math.floor(depth * repeats + 0.5)))
+    raise UserError(f"repeats rounding {rounding!r} not in {REPEATS_ROUNDINGS}")
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -112,6 +124,7 @@ class ModelSpec:
     scale_stem: bool = True
     scale_head: bool = True
     fix_first_last_repeats: bool = False  # EfficientNet-Lite keeps these repeats unscaled
+    repeats_rounding: str = DEFAULT_REPEATS_ROUNDING  # ceil (the authors') | nearest: see round_repeats
     divisor: int = 8
     in_channels: int = 3
     extra: dict = field(default_factory=dict, compare=False, hash=False)
@@ -130,6 +143,8 @@ class ModelSpec:
             raise UserError(f"se_style {self.se_style!r} not in {SE_STYLES}")
         if self.num_classes < 1:
             raise UserError(f"num_classes must be >= 1, got {self.num_classes}")
+        if self.repeats_rounding not in REPEATS_ROUNDINGS:
+            raise UserError(f"repeats_rounding {self.repeats_rounding!r} not in {REPEATS_ROUNDINGS}")
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -143,11 +158,17 @@ class ModelSpec:
         return replace(self, **changes)
 
     def global_params(self) -> dict:
-        """Every field but name and blocks, as plain JSON-able values."""
+        """Every field but name and blocks, as plain JSON-able values.
+
+        `repeats_rounding` is written only when it is not the authors' ceil: arch files, run-store cache keys
+        and export keys hash these params, and every one made before the field existed must stay valid.
+        """
         out = {}
         for name in self.__dataclass_fields__:
             if name not in ("name", "blocks", "extra"):
                 out[name] = getattr(self, name)
+        if out["repeats_rounding"] == DEFAULT_REPEATS_ROUNDING:
+            del out["repeats_rounding"]
         return out
 
     # -- scaling ----------------------------------------------------------------------------
@@ -158,7 +179,7 @@ class ModelSpec:
         r = self.blocks[block_index].repeats
         if self.fix_first_last_repeats and block_index in (0, len(self.blocks) - 1):
             return r
-        return round_repeats(r, self.depth)
+        return round_repeats(r, self.depth, self.repeats_rounding)
 
     @property
     def stem_channels(self) -> int:

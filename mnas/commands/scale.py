@@ -36,7 +36,7 @@ from mnas.scaling import (DEFAULT_RESOLUTION_MULTIPLE, DOWNSCALE_FLOOR, EFFICIEN
                           SINGLE_DIMENSION, CachedLatency, Coefficients, Solution, check_phi, coefficient_grid,
                           compound_scaler, cost_shares, describe, parse_targets, proxy_resolution, scale,
                           solve_family)
-from mnas.spec import ModelSpec
+from mnas.spec import REPEATS_ROUNDINGS, ModelSpec
 
 ACTIONS = ("family", "search", "compare")
 DEVICE_STATISTICS = ("median", "p5")
@@ -71,6 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-phi", type=float, default=12.0, help="largest phi tried when solving (default 12)")
     p.add_argument("--resolution-multiple", type=int, default=DEFAULT_RESOLUTION_MULTIPLE,
                    help="scaled resolutions are rounded to a multiple of this (default 8)")
+    p.add_argument("--repeats-rounding", choices=REPEATS_ROUNDINGS,
+                   help="how depth x repeats rounds to a layer count: ceil (the authors' rule; the default, and "
+                        "what an arch file that names none gets) or nearest (follows the MACs cost law more "
+                        "closely at small phi; see docs/scaling.md)")
     p.add_argument("--name", help="family name (default: the arch's name)")
     p.add_argument("--no-export", action="store_true", help="write arch files only, no TFLite exports")
     p.add_argument("--threads", type=int, default=1, help="device threads for latency measurement")
@@ -144,11 +148,18 @@ def check_args(args: argparse.Namespace) -> Plan:
     return Plan(args.action, coefficients, phi, targets)
 
 
-def run(args: argparse.Namespace) -> int:
-    plan = check_args(args)
+def base_spec(args: argparse.Namespace) -> ModelSpec:
+    """--arch with the base overrides. The repeats rounding is set on the base, so every scaled spec (and its
+    arch file) inherits it; None keeps the arch's own (ceil for every zoo model)."""
     from mnas.archfile import resolve_arch
 
-    base = resolve_arch(args.arch, resolution=args.resolution, num_classes=args.num_classes)
+    return resolve_arch(args.arch, resolution=args.resolution, num_classes=args.num_classes,
+                        repeats_rounding=args.repeats_rounding)
+
+
+def run(args: argparse.Namespace) -> int:
+    plan = check_args(args)
+    base = base_spec(args)
     args.out.mkdir(parents=True, exist_ok=True)
     if plan.action == "search":
         payload = run_search(args, plan, base)
@@ -299,7 +310,8 @@ def run_family(args: argparse.Namespace, plan: Plan, base: ModelSpec) -> dict:
             if latency is not None:
                 latency.close()
     payload = {"action": "family", "base": base.name, "coefficients": _coeff_dict(plan.coefficients),
-               "lite": args.lite, "latency_source": latency.describe if latency else None, "models": rows}
+               "lite": args.lite, "repeats_rounding": base.repeats_rounding,
+               "latency_source": latency.describe if latency else None, "models": rows}
     _write_table(args.out / "family", rows, FAMILY_COLUMNS)
     (args.out / "family.json").write_text(json.dumps(payload, indent=2, default=_json_default))
     if not args.json:
@@ -307,7 +319,8 @@ def run_family(args: argparse.Namespace, plan: Plan, base: ModelSpec) -> dict:
     return payload
 
 
-FAMILY_COLUMNS = ["name", "target_ms", "phi", "rounding", "depth", "width", "resolution", "params", "macs",
+FAMILY_COLUMNS = ["name", "target_ms", "phi", "rounding", "repeats_rounding", "depth", "width", "resolution",
+                  "params", "macs",
                   "solve_ms", "next_above_ms", "predicted_ms", "measured_ms", "measured_median_ms", "measured_p5_ms",
                   "measured_p95_ms",
                   "measured_rel_ci95", "latency_ms", "latency_measured", "arch_file", "tflite"]
