@@ -196,8 +196,10 @@ def expected_macs(base_macs: float, coefficients: Coefficients, phi: float) -> f
 
 
 # -- latency-aware phi solving ---------------------------------------------------------------------
-def _spec_key(spec: ModelSpec) -> ModelSpec:
-    return spec.replace(name="")  # identical networks share one latency, whatever their name
+def network_key(spec: ModelSpec) -> tuple:
+    """What decides a network's latency: its concrete layers. Two phis whose depth and width multipliers differ
+    but round to the same layer counts, channels and resolution give the same network (and the same key)."""
+    return tuple(spec.layers())
 
 
 class CachedLatency:
@@ -205,24 +207,24 @@ class CachedLatency:
 
     def __init__(self, latency: LatencyFn) -> None:
         self._latency = latency
-        self._cache: dict[ModelSpec, float] = {}
+        self._cache: dict[tuple, float] = {}
         self.calls = 0  # distinct networks actually timed
 
     def __call__(self, specs: Sequence[ModelSpec]) -> list[float]:
+        keys = [network_key(s) for s in specs]
         todo, seen = [], set()
-        for s in specs:
-            k = _spec_key(s)
+        for s, k in zip(specs, keys):
             if k not in self._cache and k not in seen:
-                todo.append(s)
+                todo.append((s, k))
                 seen.add(k)
         if todo:
-            values = self._latency(todo)
+            values = self._latency([s for s, _ in todo])
             if len(values) != len(todo):
                 raise ValueError(f"latency function returned {len(values)} values for {len(todo)} models")
-            for s, v in zip(todo, values):
-                self._cache[_spec_key(s)] = float(v)
+            for (_, k), v in zip(todo, values):
+                self._cache[k] = float(v)
             self.calls += len(todo)
-        return [self._cache[_spec_key(s)] for s in specs]
+        return [self._cache[k] for k in keys]
 
     def one(self, spec: ModelSpec) -> float:
         return self([spec])[0]
@@ -382,6 +384,38 @@ def solve_family(make: Scaler, latency: LatencyFn | CachedLatency, targets_ms: S
         member = sol.spec.replace(name=f"{name}-d{k}")
         out.append(Solution(sol.target_ms, sol.phi, sol.rounding, member, sol.latency_ms, sol.evaluated, sol.tried))
     return out
+
+
+def reachable_specs(make: Scaler, min_phi: float, max_phi: float, *, roundings: Iterable[str] = ROUNDING_MODES,
+                    tol: float = 1e-6) -> list[tuple[float, str, ModelSpec]]:
+    """Every distinct network `make(phi, rounding)` gives for phi in [min_phi, max_phi]: all a solve can visit.
+
+    (phi, rounding, spec) per network, at the smallest phi found for it, sorted by phi. Every discrete part of a
+    scaled network (repeats, rounded filters, rounded resolution) is monotone in phi, so two phis that give the
+    same network give it on the whole interval between them; intervals whose ends differ are halved until they
+    are narrower than `tol`. A latency table built over these networks' ops predicts any model the solve picks.
+    """
+    if not min_phi <= max_phi:
+        raise UserError(f"min phi {min_phi} is above max phi {max_phi}")
+    found: dict[tuple, tuple[float, str, ModelSpec]] = {}
+
+    def visit(phi: float, rounding: str) -> tuple:
+        spec = make(phi, rounding)
+        key = network_key(spec)
+        if key not in found or phi < found[key][0]:
+            found[key] = (phi, rounding, spec)
+        return key
+
+    for rounding in roundings:
+        stack = [(min_phi, visit(min_phi, rounding), max_phi, visit(max_phi, rounding))]
+        while stack:
+            lo, lo_key, hi, hi_key = stack.pop()
+            if lo_key == hi_key or hi - lo <= tol:
+                continue
+            mid = 0.5 * (lo + hi)
+            mid_key = visit(mid, rounding)
+            stack += [(lo, lo_key, mid, mid_key), (mid, mid_key, hi, hi_key)]
+    return sorted(found.values(), key=lambda t: t[0])
 
 
 def parse_targets(text: str) -> list[float]:

@@ -10,7 +10,8 @@ and `mnas scale search ...` share one parser and one set of flag checks.
 
 - family: one model at --phi, or one model per latency target (NAME-d0 .. dK, solved for phi on the device
   or the table); arch files + TFLite exports + family.csv/.md. With both --device and --table the solve uses
-  the device (measured) and the table's prediction is reported beside it.
+  the device (measured) and the table's prediction is reported beside it. The table must hold the ops of
+  every scaled network: `mnas table build --scale-arch` builds it from `reachable_from_args` below.
 - search: the paper's step 1: a grid of (alpha, beta, gamma) >= 1 with alpha*beta^2*gamma^2 within
   --tolerance of 2, each trained on the proxy at phi=1; results stored as they finish (resumable).
 - compare: compound vs depth-only / width-only / resolution-only families at the same latency targets,
@@ -34,8 +35,8 @@ from mnas.errors import UserError
 from mnas.executors import add_executor_arguments
 from mnas.scaling import (DEFAULT_RESOLUTION_MULTIPLE, DOWNSCALE_FLOOR, EFFICIENTNET_COEFFICIENTS,
                           SINGLE_DIMENSION, CachedLatency, Coefficients, Solution, check_phi, coefficient_grid,
-                          compound_scaler, cost_shares, describe, parse_targets, proxy_resolution, scale,
-                          solve_family)
+                          Scaler, compound_scaler, cost_shares, describe, parse_targets, proxy_resolution,
+                          reachable_specs, scale, solve_family)
 from mnas.spec import REPEATS_ROUNDINGS, ModelSpec
 
 ACTIONS = ("family", "search", "compare")
@@ -56,25 +57,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", required=True, help="zoo model name or arch file to scale")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--resolution", type=int, help="override the base model's resolution before scaling")
-    p.add_argument("--num-classes", type=int, help="override the base model's class count before scaling")
     p.add_argument("--phi", type=float, help="compound coefficient (family action)")
     p.add_argument("--target-ms", help="comma-separated latency targets in ms (family, compare)")
     p.add_argument("--device", help="device id: latency is measured on it")
-    p.add_argument("--table", type=Path, help="latency table/predictor file: latency is predicted from it")
-    a, b, g = EFFICIENTNET_COEFFICIENTS
-    p.add_argument("--alpha", type=float, default=a, help=f"depth coefficient (default {a})")
-    p.add_argument("--beta", type=float, default=b, help=f"width coefficient (default {b})")
-    p.add_argument("--gamma", type=float, default=g, help=f"resolution coefficient (default {g})")
-    p.add_argument("--lite", action="store_true", help="keep stem/head and first/last stage repeats fixed")
-    p.add_argument("--allow-downscale", action="store_true",
-                   help=f"allow phi < 0 (down to {DOWNSCALE_FLOOR:g}) for targets below the base model")
-    p.add_argument("--max-phi", type=float, default=12.0, help="largest phi tried when solving (default 12)")
-    p.add_argument("--resolution-multiple", type=int, default=DEFAULT_RESOLUTION_MULTIPLE,
-                   help="scaled resolutions are rounded to a multiple of this (default 8)")
-    p.add_argument("--repeats-rounding", choices=REPEATS_ROUNDINGS,
-                   help="how depth x repeats rounds to a layer count: ceil (the authors' rule; the default, and "
-                        "what an arch file that names none gets) or nearest (follows the MACs cost law more "
-                        "closely at small phi; see docs/scaling.md)")
+    p.add_argument("--table", type=Path,
+                   help="latency table file: latency is predicted from it (it must hold the scaled models' ops: "
+                        "build it with `mnas table build --scale-arch`)")
+    add_scaling_arguments(p, max_phi=12.0)
     p.add_argument("--name", help="family name (default: the arch's name)")
     p.add_argument("--no-export", action="store_true", help="write arch files only, no TFLite exports")
     p.add_argument("--threads", type=int, default=1, help="device threads for latency measurement")
@@ -101,6 +90,52 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def add_scaling_arguments(p: argparse.ArgumentParser, max_phi: float | None) -> None:
+    """The flags that decide which scaled networks exist (`mnas scale` and `mnas table build --scale-arch`)."""
+    p.add_argument("--num-classes", type=int, help="override the base model's class count before scaling")
+    a, b, g = EFFICIENTNET_COEFFICIENTS
+    p.add_argument("--alpha", type=float, default=a, help=f"depth coefficient (default {a})")
+    p.add_argument("--beta", type=float, default=b, help=f"width coefficient (default {b})")
+    p.add_argument("--gamma", type=float, default=g, help=f"resolution coefficient (default {g})")
+    p.add_argument("--lite", action="store_true", help="keep stem/head and first/last stage repeats fixed")
+    p.add_argument("--allow-downscale", action="store_true",
+                   help=f"allow phi < 0 (down to {DOWNSCALE_FLOOR:g}) for targets below the base model")
+    p.add_argument("--max-phi", type=float, default=max_phi,
+                   help="largest phi tried when solving" + (f" (default {max_phi:g})" if max_phi else ""))
+    p.add_argument("--resolution-multiple", type=int, default=DEFAULT_RESOLUTION_MULTIPLE,
+                   help="scaled resolutions are rounded to a multiple of this (default 8)")
+    p.add_argument("--repeats-rounding", choices=REPEATS_ROUNDINGS,
+                   help="how depth x repeats rounds to a layer count: ceil (the authors' rule; the default, and "
+                        "what an arch file that names none gets) or nearest (follows the MACs cost law more "
+                        "closely at small phi; see docs/scaling.md)")
+
+
+def check_scaling_args(args: argparse.Namespace) -> Coefficients:
+    coefficients = Coefficients(args.alpha, args.beta, args.gamma)
+    if args.resolution_multiple < 1:
+        raise UserError(f"--resolution-multiple must be >= 1, got {args.resolution_multiple}")
+    if args.max_phi is None or not args.max_phi > 0:
+        raise UserError(f"--max-phi must be > 0, got {args.max_phi}")
+    return coefficients
+
+
+def scaler_from_args(args: argparse.Namespace, base: ModelSpec,
+                     coefficients: Coefficients) -> tuple[Scaler, float, float]:
+    """(make, min_phi, max_phi): the scaled networks a solve may visit, as the flags define them."""
+    make = compound_scaler(base, coefficients, lite=args.lite, allow_downscale=args.allow_downscale,
+                           resolution_multiple=args.resolution_multiple)
+    return make, DOWNSCALE_FLOOR if args.allow_downscale else 0.0, args.max_phi
+
+
+def reachable_from_args(args: argparse.Namespace, ref: str) -> tuple[ModelSpec, list[tuple[float, str, ModelSpec]]]:
+    """(base, every distinct network a `mnas scale --target-ms` solve with these flags can visit): what a
+    latency table for the solve must cover (`mnas table build --scale-arch`)."""
+    coefficients = check_scaling_args(args)
+    base = base_spec(args, ref)
+    make, min_phi, max_phi = scaler_from_args(args, base, coefficients)
+    return base, reachable_specs(make, min_phi, max_phi)
+
+
 @dataclass(frozen=True)
 class Plan:
     """The checked command line: what to do, with every flag conflict already ruled out."""
@@ -113,11 +148,7 @@ class Plan:
 
 def check_args(args: argparse.Namespace) -> Plan:
     """Every flag conflict as one UserError line, before anything heavy runs."""
-    coefficients = Coefficients(args.alpha, args.beta, args.gamma)
-    if args.resolution_multiple < 1:
-        raise UserError(f"--resolution-multiple must be >= 1, got {args.resolution_multiple}")
-    if args.max_phi <= 0:
-        raise UserError(f"--max-phi must be > 0, got {args.max_phi}")
+    coefficients = check_scaling_args(args)
     targets: tuple[float, ...] = ()
     if args.target_ms is not None:
         targets = tuple(parse_targets(args.target_ms))
@@ -148,12 +179,12 @@ def check_args(args: argparse.Namespace) -> Plan:
     return Plan(args.action, coefficients, phi, targets)
 
 
-def base_spec(args: argparse.Namespace) -> ModelSpec:
-    """--arch with the base overrides. The repeats rounding is set on the base, so every scaled spec (and its
-    arch file) inherits it; None keeps the arch's own (ceil for every zoo model)."""
+def base_spec(args: argparse.Namespace, ref: str | None = None) -> ModelSpec:
+    """--arch (or `ref`) with the base overrides. The repeats rounding is set on the base, so every scaled spec
+    (and its arch file) inherits it; None keeps the arch's own (ceil for every zoo model)."""
     from mnas.archfile import resolve_arch
 
-    return resolve_arch(args.arch, resolution=args.resolution, num_classes=args.num_classes,
+    return resolve_arch(ref or args.arch, resolution=args.resolution, num_classes=args.num_classes,
                         repeats_rounding=args.repeats_rounding)
 
 
@@ -161,12 +192,23 @@ def run(args: argparse.Namespace) -> int:
     plan = check_args(args)
     base = base_spec(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    if plan.action == "search":
-        payload = run_search(args, plan, base)
-    elif plan.action == "compare":
-        payload = run_compare(args, plan, base)
-    else:
-        payload = run_family(args, plan, base)
+    try:
+        if plan.action == "search":
+            payload = run_search(args, plan, base)
+        elif plan.action == "compare":
+            payload = run_compare(args, plan, base)
+        else:
+            payload = run_family(args, plan, base)
+    except UserError as err:
+        if args.table is None:
+            raise
+        from latency.predictor import MissingOpError
+
+        if not isinstance(err, MissingOpError):
+            raise
+        raise UserError(f"{str(err).split('; ')[0]}: a table for scaling must hold the ops of every scaled model; "
+                        f"build it with `mnas table build --device ID --scale-arch {args.arch} --max-phi "
+                        f"{args.max_phi:g}` and the same scaling flags") from None
     if args.json:
         from mnas.commands._common import print_json
 
@@ -295,14 +337,12 @@ def run_family(args: argparse.Namespace, plan: Plan, base: ModelSpec) -> dict:
                 members: list[tuple[ModelSpec, Solution | None]] = [(spec, None)]
             else:
                 assert latency is not None  # check_args: targets need a source
-                make = compound_scaler(base, plan.coefficients, lite=args.lite,
-                                       allow_downscale=args.allow_downscale,
-                                       resolution_multiple=args.resolution_multiple)
+                make, min_phi, max_phi = scaler_from_args(args, base, plan.coefficients)
                 with _progress(f"solving phi on {latency.describe}: networks timed") as progress:
                     task = progress.add_task("solve", total=None)
                     solutions = solve_family(
                         make, _counting(latency.solve, progress, task), plan.targets_ms, name=name,
-                        min_phi=DOWNSCALE_FLOOR if args.allow_downscale else 0.0, max_phi=args.max_phi,
+                        min_phi=min_phi, max_phi=max_phi,
                         close_enough=DEVICE_CLOSE_ENOUGH if latency.solve_measured else 0.0)
                 members = [(s.spec, s) for s in solutions]
             rows = [_emit_member(args, spec, sol, latency) for spec, sol in members]
@@ -551,10 +591,8 @@ def _compare_rule(args: argparse.Namespace, plan: Plan, base: ModelSpec, rule: s
     done = [store.cache_get(COMPARE_NAMESPACE, k) for k in keys]
     if all(d is not None for d in done):
         return done  # type: ignore[return-value]
-    make = compound_scaler(base, coeffs, lite=args.lite, allow_downscale=args.allow_downscale,
-                           resolution_multiple=args.resolution_multiple)
-    family = solve_family(make, solve, plan.targets_ms, name=f"{base.name}-{rule}",
-                          min_phi=DOWNSCALE_FLOOR if args.allow_downscale else 0.0, max_phi=args.max_phi,
+    make, min_phi, max_phi = scaler_from_args(args, base, coeffs)
+    family = solve_family(make, solve, plan.targets_ms, name=f"{base.name}-{rule}", min_phi=min_phi, max_phi=max_phi,
                           close_enough=DEVICE_CLOSE_ENOUGH if latency.solve_measured else 0.0)
     rows = []
     for key, sol in zip(keys, family):

@@ -1,6 +1,8 @@
 """`mnas table ...` (build, import, show, validate, export) and `mnas predict`: per-device latency tables.
 
     mnas table build    --device ID --space SPACE --resolution R --out FILE [--threads 1] [--calibrate N]
+    mnas table build    --device ID --scale-arch NAME|ARCH_FILE --max-phi K [--lite] [--alpha A --beta B --gamma G]
+                        [--repeats-rounding ceil|nearest] [--resolution R] [--num-classes N] --out FILE
     mnas table import   FILE.yaml [FILE.yaml ...] --out FILE
     mnas table show     FILE [--json]
     mnas table validate --device ID --table FILE --samples N [--space SPACE] [--resolution R] [--json]
@@ -25,9 +27,9 @@ CALIBRATION_SEED = 12345  # calibration models and validation models come from d
 VALIDATION_SEED = 2024
 
 
-def add_build_arguments(p: argparse.ArgumentParser) -> None:
+def add_build_arguments(p: argparse.ArgumentParser, space_required: bool = True) -> None:
     """What a table build needs besides its devices (`table build` and `farm build` share them)."""
-    p.add_argument("--space", required=True, help="search space name (see `mnas search --help`)")
+    p.add_argument("--space", required=space_required, help="search space name (see `mnas search --help`)")
     p.add_argument("--resolution", type=int, default=224, help="input resolution (default 224)")
     p.add_argument("--out", required=True, type=Path, help="table file (SQLite); an existing one is resumed")
     p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
@@ -45,11 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = table.add_subparsers(dest="table_command", metavar="ACTION")
     table.set_defaults(func=lambda args: (table.print_help(), 2)[1])
 
-    p = sub.add_parser("build", help="time every distinct op of a search space on a device")
+    p = sub.add_parser("build", help="time every distinct op of a search space (or a compound-scaled family) "
+                                     "on a device")
     p.add_argument("--device", dest="devices", action="append", required=True, metavar="ID",
                    help="device id (`host`, HOST:PORT, USB serial); repeat it to spread the ops over a farm of "
                         "phones of one fingerprint")
-    add_build_arguments(p)
+    add_build_arguments(p, space_required=False)
+    _add_scaled_family_arguments(p)
     p.add_argument("--json", action="store_true", help="print the build report as JSON")
     add_executor_arguments(p)
     p.set_defaults(func=_build)
@@ -100,6 +104,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_predict)
 
 
+def _add_scaled_family_arguments(p: argparse.ArgumentParser) -> None:
+    """`table build --scale-arch`: a table over every network `mnas scale --target-ms` can visit."""
+    from mnas.commands.scale import add_scaling_arguments
+
+    g = p.add_argument_group(
+        "a compound-scaled family instead of --space (the ops of every distinct network `mnas scale --target-ms "
+        "--table` can visit with the same flags; --resolution then overrides the base's, default its own)")
+    g.add_argument("--scale-arch", metavar="NAME|ARCH_FILE", help="base architecture of the family")
+    add_scaling_arguments(g, max_phi=None)
+    p.set_defaults(resolution=None)  # --space: 224; --scale-arch: the base's own
+
+
+_SCALING_FLAGS = ("num_classes", "max_phi", "repeats_rounding")
+
+
+def _check_source(args: argparse.Namespace) -> None:
+    """Exactly one of --space / --scale-arch, and the scaling flags only with --scale-arch."""
+    if (args.space is None) == (args.scale_arch is None):
+        raise UserError("give one of --space SPACE or --scale-arch NAME|ARCH_FILE")
+    if args.space is not None:
+        stray = [f for f in _SCALING_FLAGS if getattr(args, f) is not None] + \
+            [f for f in ("lite", "allow_downscale") if getattr(args, f)]
+        if stray:
+            raise UserError(f"--{stray[0].replace('_', '-')} applies only with --scale-arch")
+        args.resolution = 224 if args.resolution is None else args.resolution
+        return
+    if args.executor == "ray" or len(args.devices) > 1:
+        raise UserError("--scale-arch builds on one device with --executor local")
+    if args.max_phi is None:
+        raise UserError("--scale-arch needs --max-phi K (the largest phi the scale solve may use)")
+
+
+def _spread(items: list, n: int) -> list:
+    """n items evenly spaced over `items` (first and last included): calibration models over the family."""
+    if n >= len(items):
+        return list(items)
+    if n == 1:
+        return [items[len(items) // 2]]
+    return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
+
+
 # -- helpers ----------------------------------------------------------------------------------------
 def _positive(value: int, flag: str) -> int:
     if value is None or value < 1:
@@ -141,12 +186,15 @@ def _build(args: argparse.Namespace) -> int:
     from latency.store import TableStore
     from latency.table_builder import build_table, calibrate, ops_of_space, random_specs
 
+    _check_source(args)
     if args.executor == "ray" or len(args.devices) > 1:
         from mnas.commands.farm import build_on_farm  # several phones (or Ray): one queue over the farm
 
         return build_on_farm(args)
     args.device = args.devices[0]
     _positive(args.threads, "--threads")
+    if args.scale_arch:
+        return _build_scaled(args)
     if args.resolution < 32:
         raise UserError(f"resolution must be >= 32, got {args.resolution}")
     if args.calibrate < 0:
@@ -179,6 +227,46 @@ def _build(args: argparse.Namespace) -> int:
         if report.calibration:
             c = report.calibration
             print(f"calibration ({c.kind}, n={c.n}): predicted = {c.slope:.4f} * sum + {c.intercept_ms:.4f} ms")
+    return 0
+
+
+def _build_scaled(args: argparse.Namespace) -> int:
+    """Time the ops of every network the scale solve can visit; calibrate on networks spread over the family."""
+    from latency.store import TableStore
+    from latency.table_builder import build_table, calibrate, ops_of_specs
+    from mnas.commands.scale import reachable_from_args
+
+    if args.calibrate < 0:
+        raise UserError(f"--calibrate must be >= 0, got {args.calibrate}")
+    base, reachable = reachable_from_args(args, args.scale_arch)
+    specs = [spec for _, _, spec in reachable]
+    ops = ops_of_specs(specs)
+    description = {"scale_arch": base.name, "resolution": base.resolution, "num_classes": base.num_classes,
+                   "coefficients": [args.alpha, args.beta, args.gamma], "lite": args.lite,
+                   "min_phi": reachable[0][0], "max_phi": args.max_phi, "repeats_rounding": base.repeats_rounding,
+                   "resolution_multiple": args.resolution_multiple, "threads": args.threads,
+                   "networks": len(specs), "ops": len(ops)}
+    device = _device(args.device)
+    try:
+        with TableStore.open(args.out, create=True) as store:
+            report = build_table(device, store, ops, threads=args.threads, progress=not args.no_progress,
+                                 statistic=args.statistic, description=description)
+            if args.calibrate:
+                report.calibration, report.calibration_points = calibrate(
+                    device, store, report.fingerprint_key, _spread(specs, args.calibrate), threads=args.threads,
+                    progress=not args.no_progress)
+    finally:
+        device.close()
+    out = report.to_dict() | {"table": str(args.out), "scale_arch": base.name, "networks": len(specs),
+                              "resolution": base.resolution, "max_phi": args.max_phi, "statistic": args.statistic}
+    if args.json:
+        print_json(out)
+    else:
+        print(f"{args.out}: {report.total_ops} ops of {len(specs)} scaled {base.name} networks (phi <= "
+              f"{args.max_phi:g}) on {report.fingerprint_key}: {report.measured} measured now, {report.skipped} "
+              f"already stored, {report.seconds:.0f} s")
+        if report.calibration:
+            print(f"calibration fitted on {len(report.calibration_points)} of them, measured end to end")
     return 0
 
 
@@ -237,7 +325,9 @@ def _show(args: argparse.Namespace) -> int:
             c = d["calibration"]
             print(f"    calibration {c['kind']} (n={c['n']}): {c['slope']:.4f} * sum + {c['intercept_ms']:.4f} ms")
         for b in d["builds"]:
-            print(f"    built for space {b.get('space')} at {b.get('resolution')} ({b.get('ops')} ops)")
+            what = (f"space {b.get('space')}" if b.get("space") or not b.get("scale_arch") else
+                    f"{b.get('networks')} scaled {b.get('scale_arch')} networks (phi <= {b.get('max_phi')}), base")
+            print(f"    built for {what} at {b.get('resolution')} ({b.get('ops')} ops)")
     return 0
 
 
