@@ -4,6 +4,12 @@ scaling at equal latency.
     .venv/bin/python benchmarks/latency_family.py                       # (b) on the host, targets chosen
     .venv/bin/python benchmarks/latency_family.py --targets 4,6,9       # (b) with given targets (ms)
     .venv/bin/python benchmarks/latency_family.py --compare --epochs 1  # (c) as well (trains 4 x K models)
+    .venv/bin/python benchmarks/latency_family.py --build-table runs/bench/latency_family/scaled.db
+        # (b) with a table built over the scaled family's ops (`mnas table build --scale-arch`) predicting
+        # beside the device's measurement
+
+On the shared 2-core development machine run it pinned to one core (`taskset -c 1 ...`): the host device
+then measures on that core.
 
 (b) runs `mnas scale --target-ms ... --device host` (the same code path as the CLI) and checks each member:
 its exported .tflite, re-measured with the full profile (independent of the solve's measurements), must lie
@@ -11,6 +17,7 @@ within 5% below its target and not above it by more than that measurement's 95% 
 Targets default to 1.15x, 1.5x, 2x the latency of the smallest scaled model (phi -> 0+): below that no
 compound-scaled model exists, because ceil(depth * repeats) adds a layer to every scaled stage at once.
 (c) runs `mnas scale compare` with the same targets and prints the accuracy table and the plot's path.
+With --build-table FILE (or --table FILE) each member's table prediction is printed beside its measurement.
 """
 
 from __future__ import annotations
@@ -34,6 +41,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-lite", action="store_true", help="scale stem/head and first/last repeats too")
     p.add_argument("--device", default="host")
     p.add_argument("--table", help="also report a latency table's prediction beside the measurement")
+    p.add_argument("--build-table", type=Path,
+                   help="first build (or resume) a table over the scaled family's ops here, then use it as --table")
+    p.add_argument("--max-phi", type=float, default=3.0,
+                   help="largest phi of the solve (and of the --build-table table; default 3)")
+    p.add_argument("--repeats-rounding", choices=("ceil", "nearest"), default="ceil")
     p.add_argument("--targets", help="comma-separated ms; default: chosen from the smallest scaled model")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--statistic", default="p5", choices=("median", "p5"),
@@ -46,13 +58,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def scaling_flags(bench: argparse.Namespace) -> list[str]:
+    """The flags that decide the scaled networks: the same for `mnas scale` and `mnas table build --scale-arch`."""
+    argv = ["--resolution", str(bench.resolution), "--num-classes", str(bench.num_classes), "--max-phi",
+            f"{bench.max_phi:g}", "--repeats-rounding", bench.repeats_rounding, "--threads", str(bench.threads),
+            "--statistic", bench.statistic]
+    return argv if bench.no_lite else [*argv, "--lite"]
+
+
 def cli_args(bench: argparse.Namespace, action: str, targets: str, out: Path) -> list[str]:
-    argv = ["scale", action, "--arch", bench.arch, "--resolution", str(bench.resolution),
-            "--num-classes", str(bench.num_classes), "--target-ms", targets, "--device", bench.device,
-            "--threads", str(bench.threads), "--statistic", bench.statistic, "--out", str(out),
-            "--name", "family"]
-    if not bench.no_lite:
-        argv.append("--lite")
+    argv = ["scale", action, "--arch", bench.arch, *scaling_flags(bench), "--target-ms", targets,
+            "--device", bench.device, "--out", str(out), "--name", "family"]
     if bench.table:
         argv += ["--table", bench.table]
     if action == "compare":
@@ -71,7 +87,8 @@ def smallest_scaled_ms(bench: argparse.Namespace) -> tuple[float, float]:
     from mnas.archfile import resolve_arch
     from mnas.scaling import EFFICIENTNET_COEFFICIENTS, scale
 
-    base = resolve_arch(bench.arch, resolution=bench.resolution, num_classes=bench.num_classes)
+    base = resolve_arch(bench.arch, resolution=bench.resolution, num_classes=bench.num_classes,
+                        repeats_rounding=bench.repeats_rounding)
     step = scale(base, *EFFICIENTNET_COEFFICIENTS, 0.01, lite=not bench.no_lite)
     device = open_device(bench.device)
     out = []
@@ -86,9 +103,23 @@ def smallest_scaled_ms(bench: argparse.Namespace) -> tuple[float, float]:
     return out[0], out[1]
 
 
+def build_table(bench: argparse.Namespace) -> None:
+    """`mnas table build --scale-arch` over the family's networks (resumable), through the CLI's own code."""
+    t0 = time.perf_counter()
+    args = build_parser().parse_args(["table", "build", "--device", bench.device, "--scale-arch", bench.arch,
+                                      *scaling_flags(bench), "--out", str(bench.build_table)])
+    bench.build_table.parent.mkdir(parents=True, exist_ok=True)
+    if args.func(args) != 0:
+        raise SystemExit("table build failed")
+    print(f"table build: {time.perf_counter() - t0:.0f} s")
+    bench.table = str(bench.build_table)
+
+
 def main(argv: list[str] | None = None) -> None:
     bench = parse(argv)
     start = time.perf_counter()
+    if bench.build_table:
+        build_table(bench)
     targets = bench.targets
     if not targets:
         base_ms, step_ms = smallest_scaled_ms(bench)
@@ -97,15 +128,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"targets (ms): {targets}")
     args = build_parser().parse_args(cli_args(bench, "family", targets, bench.out / "family"))
     plan = scale_cmd.check_args(args)
-    from mnas.archfile import resolve_arch
-
-    base = resolve_arch(args.arch, resolution=args.resolution, num_classes=args.num_classes)
+    base = scale_cmd.base_spec(args)
     args.out.mkdir(parents=True, exist_ok=True)
     payload = scale_cmd.run_family(args, plan, base)
     print(f"\nlatency statistic: {bench.statistic}")
     print("\n| member | target ms | phi | rounding | res | width | depth | MMACs | solve ms | next above ms | "
-          "measured ms (exported) | vs target | 95% CI | predicted ms | within 5% below | not above by > noise |")
-    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|:---:|")
+          "measured ms (exported) | vs target | 95% CI | predicted ms | predicted vs measured | within 5% below | "
+          "not above by > noise |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|:---:|")
     ok = True
     for m in payload["models"]:
         target, measured = m["target_ms"], m["measured_ms"]
@@ -115,11 +145,12 @@ def main(argv: list[str] | None = None) -> None:
         not_above = rel <= ci
         ok &= within and not_above
         pred = f"{m['predicted_ms']:.3f}" if m.get("predicted_ms") is not None else "-"
+        pred_err = f"{m['predicted_ms'] / measured - 1:+.1%}" if m.get("predicted_ms") is not None else "-"
         above = f"{m['next_above_ms']:.3f}" if m.get("next_above_ms") is not None else "-"
         print(f"| {m['name']} | {target:g} | {m['phi']:.3f} | {m['rounding']} | {m['resolution']} | "
               f"{m['width']:.3f} | {m['depth']:.3f} | {m['macs'] / 1e6:.0f} | {m['solve_ms']:.3f} | {above} | "
               f"{measured:.3f} | {rel:+.1%} | "
-              f"{ci:.1%} | {pred} | {'yes' if within else 'NO'} | {'yes' if not_above else 'NO'} |")
+              f"{ci:.1%} | {pred} | {pred_err} | {'yes' if within else 'NO'} | {'yes' if not_above else 'NO'} |")
     print(f"\nall members within 5% below their target (and not above by more than the noise): {ok}")
     (bench.out / "figure_b.json").write_text(json.dumps(payload, indent=2, default=str))
     if bench.compare:
