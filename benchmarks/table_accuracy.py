@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 from devices.registry import open_device  # noqa: E402
-from latency.predictor import Calibration, Predictor, profile_value  # noqa: E402
+from latency.predictor import Calibration, Predictor, fit_calibration, profile_value  # noqa: E402
 from latency.store import TableStore  # noqa: E402
 from latency.table_builder import (build_table, calibrate, measure_specs, ops_of_space, random_specs,  # noqa: E402
                                    table_fingerprint_key)
@@ -53,7 +53,9 @@ def main() -> int:
                         help="thread-cpu: time the host by the thread's CPU time (a shared machine)")
     parser.add_argument("--build", action="store_true", help="build (or resume) the table first")
     parser.add_argument("--statistic", default="median", help="with --build: median | p5")
-    parser.add_argument("--calibrate", type=int, default=5, help="with --build: whole models fitted (default 5)")
+    parser.add_argument("--calibrate", type=int, default=60, help="with --build: whole models fitted (default 60)")
+    parser.add_argument("--passes", type=int, default=2,
+                        help="interleaved passes over the calibration and validation models (default 2)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     # thread-cpu = the `host-cpu` device: the host timed by the calling thread's CPU time (a shared machine)
@@ -68,15 +70,17 @@ def main() -> int:
                                               "threads": args.threads, "clock": args.clock})
             report.calibration, report.calibration_points = calibrate(
                 device, store, report.fingerprint_key, random_specs(space, args.calibrate, args.resolution, 12345),
-                threads=args.threads)
+                threads=args.threads, passes=args.passes)
         build = report.to_dict()
     predictor = Predictor.load(args.table, device_key=table_fingerprint_key(device, args.threads))
     specs = random_specs(space, args.samples, args.resolution, args.seed)
     predictor.predict_ms(specs)  # refuses uncovered ops before measuring anything
     t0 = time.perf_counter()
-    profiles = measure_specs(device, specs, threads=args.threads, label="validation models")
+    profiles = measure_specs(device, specs, threads=args.threads, label="validation models", passes=args.passes,
+                             seed=2)
     measure_s = time.perf_counter() - t0
-    repeats = measure_specs(device, specs[:args.noise_repeats], threads=args.threads, label="noise repeats")
+    repeats = measure_specs(device, specs[:args.noise_repeats], threads=args.threads, label="noise repeats",
+                            passes=args.passes, seed=3)
     result = compare(predictor, specs, profiles)
     first = np.array([profile_value(p, predictor.statistic) for p in profiles[:args.noise_repeats]])
     second = np.array([profile_value(p, predictor.statistic) for p in repeats])
@@ -87,6 +91,17 @@ def main() -> int:
                     statistic=predictor.statistic)
     uncalibrated = ValidationResult(result.names, raw.predict_ms(specs), result.measured_ms,
                                     statistic=predictor.statistic)
+    # The same table with a plain line fitted on the same calibration models: what the learned terms add.
+    line_fit = None
+    if build and build["calibration_points"]:
+        points = build["calibration_points"]
+        line = fit_calibration([q["raw_ms"] for q in points], [q["measured_ms"] for q in points])
+        line_view = ValidationResult(result.names, Predictor(predictor.values, predictor.fingerprint_key, line,
+                                                             predictor.overhead_ms).predict_ms(specs),
+                                     result.measured_ms, statistic=predictor.statistic)
+        line_fit = {"calibration": line.to_dict(), "within_5pct": line_view.within(0.05),
+                    "within_10pct": line_view.within(0.10), "rmspe": line_view.rmspe,
+                    "mean_error": float(np.mean(line_view.rel_errors))}
     kind = predictor.fingerprint_key.split(":")[0]
     write_scatter(result, args.plot, title=f"{args.space} @ {args.resolution}, {kind} ({args.clock}): "
                                          f"{result.within(0.10):.0%} within +-10% (n={result.n})")
@@ -97,7 +112,7 @@ def main() -> int:
         "overhead_ms": predictor.overhead_ms, "measure_s": measure_s,
         "uncalibrated": {"within_5pct": uncalibrated.within(0.05), "within_10pct": uncalibrated.within(0.10),
                          "rmspe": uncalibrated.rmspe, "mean_error": float(np.mean(uncalibrated.rel_errors))},
-        "statistic": predictor.statistic,
+        "statistic": predictor.statistic, "line_calibration": line_fit, "passes": args.passes,
         "against_measured_median": {"within_5pct": median_view.within(0.05),
                                     "within_10pct": median_view.within(0.10), "rmspe": median_view.rmspe},
         "noise_run_to_run_median": float(np.median(run_to_run)) if run_to_run.size else None,
@@ -112,11 +127,15 @@ def main() -> int:
     else:
         if build:
             print(f"build: {build['total_ops']} ops, {build['measured']} measured in {build['seconds']:.0f} s; "
-                  f"calibration {build['calibration']}")
+                  f"calibration {predictor.calibration.describe()}")
         print(f"{result.n} random {args.space} archs @ {args.resolution} on {predictor.fingerprint_key} "
               f"(statistic: {predictor.statistic})")
         print(f"  calibrated:   {out['within_5pct']:.0%} within +-5%, {out['within_10pct']:.0%} within +-10%, "
               f"RMSPE {out['rmspe']:.1%}, mean error {out['mean_error']:+.1%}")
+        if line_fit:
+            print(f"  line only:    {line_fit['within_5pct']:.0%} within +-5%, {line_fit['within_10pct']:.0%} within "
+                  f"+-10%, RMSPE {line_fit['rmspe']:.1%}, mean error {line_fit['mean_error']:+.1%} (same models, "
+                  "slope * sum + intercept)")
         u = out["uncalibrated"]
         print(f"  uncalibrated: {u['within_5pct']:.0%} within +-5%, {u['within_10pct']:.0%} within +-10%, "
               f"RMSPE {u['rmspe']:.1%}, mean error {u['mean_error']:+.1%}")

@@ -2,22 +2,28 @@
 
 Model (documented in docs/latency.md):
 
-    raw(spec) = overhead + sum over layers of (entry[op_key(layer)] - overhead)
-    predicted = slope * raw(spec) + intercept
+    t(layer)  = entry[op_key(layer)] - overhead                    (the op without its invoke overhead)
+    term(l)   = (slope + size_slope[l.in_size]) * t(l) + ms_per_weight_mb * weight_mb(l)
+    predicted = intercept + slope * overhead + sum over layers of term(l)
 
 - `entry` is the median of the op's single-op model measured on the device (the published mean for
   imported phone tables).
 - `overhead` is the time of invoking an (almost) empty model on the same device: every single-op
   measurement contains it once, a whole model contains it once too, so it is subtracted per op and added
   back once. Published tables have none (0).
-- `slope`, `intercept` are a linear calibration fitted by least squares on a few whole-model measurements
-  made when the table was built (runtimes fuse ops and share caches across layers, which per-op sums miss).
-  Imported published tables use the identity, so OFA's own figures come out exactly.
+- The calibration (`slope`, `intercept`, and for the `features` kind `size_slope`, `ms_per_weight_mb`) is
+  fitted on whole-model measurements made when the table was built. A single-op model runs with its input
+  and its weights hot in cache, invoke after invoke; inside a whole network each op reads what the previous
+  op wrote and weights the previous ops evicted, so the op sum under-predicts, by an amount that depends on
+  the activation size (a multiplier per input resolution, `size_slope`) and on the weight bytes streamed in
+  (`ms_per_weight_mb`): the kernel-level correction, in the way of nn-Meter, learned from the measurements.
+  With few calibration models the fit is a plain line (`slope * sum + intercept`). Imported published
+  tables use the identity, so OFA's own figures come out exactly.
 
 A layer whose key the table lacks is refused with an error naming the first such key in network order
 (ProxylessNAS's code silently returns 200 ms instead).
 
-Batch prediction: `predict_ms(specs)` caches per-layer values; `predict_samples(space, samples)` compiles
+Batch prediction: `predict_ms(specs)` caches per-layer terms; `predict_samples(space, samples)` compiles
 the space once into per-block lookup arrays, indexed by the choices each block depends on (found by
 probing the space, then checked against the plain per-spec path), so a batch of samples becomes a few
 numpy gathers and sums.
@@ -35,6 +41,7 @@ import numpy as np
 
 from latency.opkeys import op_key, overhead_key
 from latency.store import TableStore
+from mnas.costs import layer_cost
 from mnas.errors import UserError
 from mnas.spec import Layer, ModelSpec
 
@@ -52,25 +59,53 @@ def profile_value(profile, statistic: str) -> float:
 
 @dataclass(frozen=True)
 class Calibration:
-    """predicted = slope * raw + intercept_ms, fitted on `n` whole-model measurements."""
+    """predicted = intercept + slope * overhead + sum of per-layer terms (module docstring), fitted on `n`
+    whole-model measurements. Without `size_slope` / `ms_per_weight_mb` it is the line slope * sum + intercept."""
 
     slope: float = 1.0
     intercept_ms: float = 0.0
     n: int = 0
-    kind: str = "identity"  # identity | linear | offset | ratio
+    kind: str = "identity"  # identity | linear | offset | ratio | features
+    size_slope: tuple[tuple[int, float], ...] = ()  # (layer input size, extra slope) pairs
+    ms_per_weight_mb: float = 0.0
 
     def apply(self, raw_ms):
+        """The line part alone (exact for every kind but `features`, whose layer terms the predictor adds)."""
         return self.slope * raw_ms + self.intercept_ms
 
+    def layer_term(self, t_ms: float, layer: Layer) -> float:
+        slope = self.slope + dict(self.size_slope).get(layer.in_size, 0.0)
+        return slope * t_ms + (self.ms_per_weight_mb * weight_mb(layer) if self.ms_per_weight_mb else 0.0)
+
+    def constant_ms(self, overhead_ms: float) -> float:
+        return self.intercept_ms + self.slope * overhead_ms
+
+    def describe(self) -> str:
+        line = f"{self.kind} (n={self.n}): predicted = {self.slope:.4f} * sum + {self.intercept_ms:.4f} ms"
+        if self.kind == "features":
+            sizes = ", ".join(f"{size}px {extra:+.3f}" for size, extra in self.size_slope)
+            line += f"; extra slope by input size: {sizes}; {self.ms_per_weight_mb:.4f} ms per MB of weights"
+        return line
+
     def to_dict(self) -> dict:
-        return {"slope": self.slope, "intercept_ms": self.intercept_ms, "n": self.n, "kind": self.kind}
+        out = {"slope": self.slope, "intercept_ms": self.intercept_ms, "n": self.n, "kind": self.kind}
+        if self.kind == "features":
+            out.update(size_slope={str(k): v for k, v in self.size_slope}, ms_per_weight_mb=self.ms_per_weight_mb)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "Calibration":
         if not data:
             return cls()
+        size_slope = tuple(sorted((int(k), float(v)) for k, v in (data.get("size_slope") or {}).items()))
         return cls(float(data["slope"]), float(data["intercept_ms"]), int(data.get("n", 0)),
-                   str(data.get("kind", "linear")))
+                   str(data.get("kind", "linear")), size_slope, float(data.get("ms_per_weight_mb", 0.0)))
+
+
+def weight_mb(layer: Layer) -> float:
+    """Float32 weight bytes of a layer, in MiB: what a whole network streams in cold and a single-op model
+    keeps hot."""
+    return layer_cost(layer).params * 4 / 2**20
 
 
 def fit_calibration(raw_ms: Sequence[float], measured_ms: Sequence[float]) -> Calibration:
@@ -89,6 +124,75 @@ def fit_calibration(raw_ms: Sequence[float], measured_ms: Sequence[float]) -> Ca
         if slope > 0:
             return Calibration(float(slope), float(intercept), int(raw.size), "linear")
     return Calibration(float(measured.sum() / raw.sum()), 0.0, int(raw.size), "ratio")
+
+
+# Models per fitted parameter below which the feature calibration falls back to a line (it has one
+# parameter per input size of the space, about 8 at 224 px, so about 40 models).
+MODELS_PER_FEATURE = 4
+# Ridge strengths tried on the standardised extra columns (chosen by cross-validation; the largest is
+# practically the plain line): a strong ridge keeps a noisy fit close to slope * sum + intercept.
+RIDGES = (1e-4, 1e-3, 1e-2, 1e-1, 1e3)
+CV_FOLDS = 5
+
+
+@dataclass(frozen=True)
+class CalibrationPoint:
+    """One whole-model measurement, reduced to what the calibration fit needs."""
+
+    raw_ms: float  # overhead + sum of t over the layers
+    t_by_size: dict[int, float]  # sum of t over the layers of each input size
+    weight_mb: float
+    measured_ms: float
+
+
+def calibration_point(predictor: "Predictor", spec: ModelSpec, measured_ms: float = float("nan")) -> CalibrationPoint:
+    by_size: dict[int, float] = {}
+    for layer in spec.layers():
+        by_size[layer.in_size] = by_size.get(layer.in_size, 0.0) + predictor.op_ms(layer)
+    return CalibrationPoint(predictor.raw_ms(spec), by_size, sum(weight_mb(layer) for layer in spec.layers()),
+                            float(measured_ms))
+
+
+def fit_feature_calibration(points: Sequence[CalibrationPoint]) -> Calibration:
+    """Relative least squares of measured over [raw, t by input size, weight MB, 1]; a line when too few points.
+
+    Relative (each row weighted by 1 / measured): the goal is a percentage error, and large models would
+    otherwise dominate. A ridge on the standardised extra columns, its strength chosen by `CV_FOLDS`-fold
+    cross-validation among `RIDGES`, keeps the learned terms only as large as held-out models support.
+    """
+    sizes = sorted({size for p in points for size in p.t_by_size})
+    if len(points) < MODELS_PER_FEATURE * (3 + len(sizes)):
+        return fit_calibration([p.raw_ms for p in points], [p.measured_ms for p in points])
+    raw = np.array([p.raw_ms for p in points])
+    extra = np.array([[p.t_by_size.get(size, 0.0) for size in sizes] + [p.weight_mb] for p in points])
+    measured = np.array([p.measured_ms for p in points])
+    scale = np.sqrt(np.mean(extra ** 2, axis=0)) + 1e-12
+    design = np.column_stack([raw, extra / scale, np.ones(len(points))]) / measured[:, None]
+    folds = np.arange(len(points)) % CV_FOLDS
+    ridge = min(RIDGES, key=lambda r: _cv_error(design, folds, r))
+    coef = _ridge_solve(design, np.ones(len(points)), ridge)
+    if coef[0] <= 0:
+        return fit_calibration(raw, measured)
+    extra_coef = coef[1:-1] / scale
+    return Calibration(float(coef[0]), float(coef[-1]), len(points), "features",
+                       tuple((size, float(c)) for size, c in zip(sizes, extra_coef[:-1])), float(extra_coef[-1]))
+
+
+def _ridge_solve(design: np.ndarray, target: np.ndarray, ridge: float) -> np.ndarray:
+    """Least squares with `ridge` * rows on every column but the first (sum) and the last (intercept)."""
+    penalty = np.full(design.shape[1], ridge * len(design))
+    penalty[[0, -1]] = 0.0
+    return np.linalg.solve(design.T @ design + np.diag(penalty), design.T @ target)
+
+
+def _cv_error(design: np.ndarray, folds: np.ndarray, ridge: float) -> float:
+    """Mean squared relative error on held-out folds (rows of `design` are already divided by measured)."""
+    errors = []
+    for fold in np.unique(folds):
+        held = folds == fold
+        coef = _ridge_solve(design[~held], np.ones(int((~held).sum())), ridge)
+        errors.append(design[held] @ coef - 1.0)
+    return float(np.mean(np.concatenate(errors) ** 2))
 
 
 class MissingOpError(UserError):
@@ -174,21 +278,26 @@ class Predictor:
                    statistic)
 
     # -- one architecture ---------------------------------------------------------------------------
+    def op_ms(self, layer: Layer) -> float:
+        """The layer's table entry without the invoke overhead (uncalibrated)."""
+        key = op_key(layer)
+        if key not in self.values:
+            raise MissingOpError(key, self.source, self.fingerprint_key, self.published)
+        return self.values[key] - self.overhead_ms
+
     def _layer_ms(self, layer: Layer) -> float:
+        """The layer's calibrated term of the prediction (cached: a search asks for the same layers often)."""
         value = self._layer_cache.get(layer)
         if value is None:
-            key = op_key(layer)
-            if key not in self.values:
-                raise MissingOpError(key, self.source, self.fingerprint_key, self.published)
-            value = self._layer_cache[layer] = self.values[key] - self.overhead_ms
+            value = self._layer_cache[layer] = self.calibration.layer_term(self.op_ms(layer), layer)
         return value
 
     def raw_ms(self, spec: ModelSpec) -> float:
         """Sum of table entries (overhead counted once), before calibration."""
-        return self.overhead_ms + sum(self._layer_ms(layer) for layer in spec.layers())
+        return self.overhead_ms + sum(self.op_ms(layer) for layer in spec.layers())
 
     def predict(self, spec: ModelSpec) -> float:
-        return float(self.calibration.apply(self.raw_ms(spec)))
+        return self.calibration.constant_ms(self.overhead_ms) + sum(self._layer_ms(layer) for layer in spec.layers())
 
     def missing_keys(self, spec: ModelSpec) -> list[str]:
         """Distinct uncovered op keys, in network order."""
@@ -206,8 +315,7 @@ class Predictor:
 
     # -- batches ------------------------------------------------------------------------------------
     def predict_ms(self, specs: Iterable[ModelSpec]) -> np.ndarray:
-        raw = np.fromiter((self.raw_ms(spec) for spec in specs), dtype=float)
-        return self.calibration.apply(raw)
+        return np.fromiter((self.predict(spec) for spec in specs), dtype=float)
 
     def predict_samples(self, space: object, samples: np.ndarray, resolution: int | None = None) -> np.ndarray:
         """Latency of every row of `samples` (one choice index per column) of a search space, vectorised."""
@@ -292,7 +400,8 @@ class _Slot:
 
 @dataclass
 class _CompiledSpace:
-    """Per-slot lookup arrays: raw = overhead + sum over slots g of table[g][ravel(sample[deps[g]])].
+    """Per-slot lookup arrays: predicted = constant + sum over slots g of table[g][ravel(sample[deps[g]])],
+    each entry the sum of the slot's calibrated layer terms.
 
     Small arrays are filled at once; large ones (a slot that depends on many choices, as in spaces with
     per-layer skips) are filled lazily from the first samples that reach each entry.
@@ -360,10 +469,10 @@ class _CompiledSpace:
                 slot.table[flat] = _slot_sum(predictor, grouper(sample, spec_of(sample)).get(slot.key, []))
                 slot.filled[flat] = True
         # 3. Check the decomposition against the plain per-spec path; fall back if it does not hold.
-        compiled._raw(np.array([[rng.integers(n) for n in sizes] for _ in range(checks)]))  # lazy entries
+        compiled._sum(np.array([[rng.integers(n) for n in sizes] for _ in range(checks)]))  # lazy entries
         check = np.array([[rng.integers(n) for n in sizes] for _ in range(checks)])
-        fast = compiled._raw(check)
-        slow = np.array([_raw_or_nan(predictor, spec_of(s)) for s in check])
+        fast = compiled._sum(check)
+        slow = np.array([_predict_or_nan(predictor, spec_of(s)) for s in check])
         if not np.allclose(fast, slow, rtol=1e-9, atol=1e-9, equal_nan=True):
             print("warning: search space does not decompose per layer slot; predicting per spec (slower)",
                   file=sys.stderr)
@@ -382,10 +491,10 @@ class _CompiledSpace:
                     slot.table[idx[row]] = _slot_sum(self.predictor, groups.get(slot.key, []))
                     slot.filled[idx[row]] = True
 
-    def _raw(self, samples: np.ndarray) -> np.ndarray:
+    def _sum(self, samples: np.ndarray) -> np.ndarray:
         indices = [slot.index(samples) for slot in self.slots]
         self._fill(samples, indices)
-        total = np.full(samples.shape[0], self.predictor.overhead_ms)
+        total = np.full(samples.shape[0], self.predictor.calibration.constant_ms(self.predictor.overhead_ms))
         for slot, idx in zip(self.slots, indices):
             total += slot.table[idx]
         return total
@@ -395,25 +504,22 @@ class _CompiledSpace:
             raise UserError(f"samples have {samples.shape[1]} choices; the space has {len(self.sizes)}")
         if not self.fast:
             return self.predictor.predict_ms(self.spec_of(s) for s in samples)
-        raw = self._raw(samples)
+        raw = self._sum(samples)
         bad = np.flatnonzero(np.isnan(raw))
         if bad.size:
-            self.predictor.raw_ms(self.spec_of(samples[bad[0]]))  # raises, naming the first missing key
-        return self.predictor.calibration.apply(raw)
+            self.predictor.predict(self.spec_of(samples[bad[0]]))  # raises, naming the first missing key
+        return raw
 
 
 def _slot_sum(predictor: Predictor, layers: list[Layer]) -> float:
-    total = 0.0
-    for layer in layers:
-        key = op_key(layer)
-        if key not in predictor.values:
-            return float("nan")
-        total += predictor.values[key] - predictor.overhead_ms
-    return total
-
-
-def _raw_or_nan(predictor: Predictor, spec: ModelSpec) -> float:
     try:
-        return predictor.raw_ms(spec)
+        return sum(predictor._layer_ms(layer) for layer in layers)
+    except MissingOpError:
+        return float("nan")
+
+
+def _predict_or_nan(predictor: Predictor, spec: ModelSpec) -> float:
+    try:
+        return predictor.predict(spec)
     except MissingOpError:
         return float("nan")

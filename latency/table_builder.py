@@ -11,12 +11,14 @@ tensor handling, delegate entry). A whole model pays that once, not once per op,
 times an (almost) empty model (one 1x1 fully-connected op) and stores it under the key `overhead`; the
 predictor subtracts it from every op and adds it back once (see `latency.predictor`).
 
-Then a few whole models (random architectures of the space, or the given specs) are measured end to end
-and a linear calibration measured ~ slope * sum + intercept is fitted and stored with the table.
+Then whole models (random architectures of the space, or the given specs) are measured end to end, in
+interleaved passes, and the calibration (`latency.predictor`: per-input-size slopes and weight bytes when there
+are enough models, else a line) is fitted and stored with the table.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import time
@@ -28,7 +30,8 @@ import numpy as np
 
 from devices.base import Device, Fingerprint, Profile, ProfileOptions
 from latency.opkeys import op_key, overhead_key
-from latency.predictor import STATISTICS, Calibration, Predictor, fit_calibration, profile_value
+from latency.predictor import (STATISTICS, Calibration, Predictor, calibration_point, fit_feature_calibration,
+                               profile_value)
 from latency.store import TableStore
 from mnas.errors import UserError
 from mnas.spec import Layer, ModelSpec
@@ -168,33 +171,70 @@ def build_table(device: Device, store: TableStore, ops: dict[str, Layer], *, thr
                        overhead.value(statistic) if overhead else None)
 
 
+# Whole models measured for a calibration or a validation: each pass measures every model once, in a new
+# shuffled order, and a model's figures are the median over passes. On a shared or throttling device slow
+# spells last seconds to minutes; passes minutes apart spread them over all models instead of hitting a few.
+MODEL_PASSES = 2
+
+
 def measure_specs(device: Device, specs: Sequence[ModelSpec], *, threads: int = 1,
                   options: ProfileOptions | None = None, progress: bool = True,
-                  label: str = "models") -> list[Profile]:
-    """End-to-end profiles of whole models (fast TFLite writer; same op sequence as the converter)."""
+                  label: str = "models", passes: int = 1, seed: int = 0) -> list[Profile]:
+    """End-to-end profiles of whole models (fast TFLite writer; same op sequence as the converter).
+
+    With `passes` > 1 every model is measured once per pass, each pass in its own random order (`seed`), and
+    the passes are merged per model (`merge_profiles`).
+    """
+    if passes < 1:
+        raise UserError(f"passes must be >= 1, got {passes}")
     options = options or MODEL_OPTIONS
     options = ProfileOptions(**{**options.__dict__, "threads": threads})
-    out = []
+    rng = np.random.default_rng(seed)
+    per_model: list[list[Profile]] = [[] for _ in specs]
     with tempfile.TemporaryDirectory(prefix="mnas-models-") as tmp, _progress(progress) as bar:
-        task = bar.add_task(label, total=len(specs))
-        for i, spec in enumerate(specs):
-            path = write_spec_model(spec, Path(tmp) / f"model{i}.tflite")
-            out.append(device.profile(path, options))
-            os.unlink(path)
-            bar.advance(task)
-    return out
+        task = bar.add_task(label, total=len(specs) * passes)
+        for _ in range(passes):
+            order = range(len(specs)) if passes == 1 else rng.permutation(len(specs))
+            for i in order:  # written afresh each time (milliseconds): 100 models would fill /tmp otherwise
+                path = write_spec_model(specs[i], Path(tmp) / f"model{i}.tflite")
+                per_model[i].append(device.profile(path, options))
+                os.unlink(path)
+                bar.advance(task)
+    return [merge_profiles(profiles) for profiles in per_model]
+
+
+def merge_profiles(profiles: Sequence[Profile]) -> Profile:
+    """One profile from several measurements of the same model: the median of each statistic over them."""
+    if len(profiles) == 1:
+        return profiles[0]
+    first = profiles[0]
+
+    def med(name: str) -> float:
+        return float(np.median([getattr(p, name) for p in profiles]))
+
+    medians = [p.median_ms for p in profiles]
+    noise = {**first.noise, "passes": len(profiles), "pass_spread": float(max(medians) / min(medians) - 1.0)}
+    return dataclasses.replace(
+        first, median_ms=med("median_ms"), mean_ms=med("mean_ms"), std_ms=med("std_ms"), p5_ms=med("p5_ms"),
+        p95_ms=med("p95_ms"), runs=sum(p.runs for p in profiles), rounds=sum(p.rounds for p in profiles),
+        round_medians_ms=tuple(m for p in profiles for m in p.round_medians_ms),
+        bimodal=any(p.bimodal for p in profiles), noise=noise,
+        warnings=tuple(dict.fromkeys(w for p in profiles for w in p.warnings)))
 
 
 def calibrate(device: Device, store: TableStore, fingerprint_key: str, specs: Sequence[ModelSpec], *,
-              threads: int = 1, progress: bool = True) -> tuple[Calibration, list[tuple[str, float, float]]]:
-    """Fit and store measured ~ slope * raw + intercept over whole-model measurements of `specs`."""
+              threads: int = 1, progress: bool = True,
+              passes: int = MODEL_PASSES) -> tuple[Calibration, list[tuple[str, float, float]]]:
+    """Measure `specs` end to end, fit the calibration (`latency.predictor.fit_feature_calibration`), store it."""
     predictor = Predictor.load(store.path, fingerprint_key=fingerprint_key)
-    raw = [predictor.raw_ms(spec) for spec in specs]  # refuses before measuring if an op is missing
-    profiles = measure_specs(device, specs, threads=threads, progress=progress, label="calibration models")
-    measured = [profile_value(p, predictor.statistic) for p in profiles]
-    calibration = fit_calibration(raw, measured)
+    points = [calibration_point(predictor, spec) for spec in specs]  # refuses before measuring if an op is missing
+    profiles = measure_specs(device, specs, threads=threads, progress=progress, label="calibration models",
+                             passes=passes, seed=1)
+    points = [dataclasses.replace(point, measured_ms=profile_value(profile, predictor.statistic))
+              for point, profile in zip(points, profiles)]
+    calibration = fit_feature_calibration(points)
     store.set_calibration(fingerprint_key, calibration.to_dict())
-    return calibration, [(s.name, r, m) for s, r, m in zip(specs, raw, measured)]
+    return calibration, [(s.name, p.raw_ms, p.measured_ms) for s, p in zip(specs, points)]
 
 
 def random_specs(space: object, count: int, resolution: int, seed: int) -> list[ModelSpec]:

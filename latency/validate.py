@@ -17,7 +17,7 @@ import numpy as np
 
 from devices.base import Device, Profile
 from latency.predictor import Predictor, profile_value
-from latency.table_builder import measure_specs
+from latency.table_builder import MODEL_PASSES, measure_specs
 from mnas.spec import ModelSpec
 
 
@@ -66,10 +66,12 @@ def compare(predictor: Predictor, specs: Sequence[ModelSpec], profiles: Sequence
 
 
 def validate(device: Device, predictor: Predictor, specs: Sequence[ModelSpec], *, threads: int = 1,
-             progress: bool = True) -> ValidationResult:
-    """Predict first (refuses uncovered ops before any measuring), then measure each model end to end."""
+             progress: bool = True, passes: int = MODEL_PASSES) -> ValidationResult:
+    """Predict first (refuses uncovered ops before any measuring), then measure each model end to end, in
+    `passes` interleaved passes (as the calibration models were)."""
     predictor.predict_ms(specs)
-    profiles = measure_specs(device, specs, threads=threads, progress=progress, label="validation models")
+    profiles = measure_specs(device, specs, threads=threads, progress=progress, label="validation models",
+                             passes=passes, seed=2)
     return compare(predictor, specs, profiles)
 
 

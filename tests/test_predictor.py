@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from latency.opkeys import op_key, op_keys
-from latency.predictor import Calibration, MissingOpError, Predictor, choose_fingerprint, fit_calibration
+from latency.predictor import (Calibration, MissingOpError, Predictor, calibration_point, choose_fingerprint,
+                               fit_calibration, fit_feature_calibration, weight_mb)
 from latency.public_luts import default_luts_dir, import_yaml
 from latency.store import TableStore
 from latency.table_builder import ops_of_space
@@ -72,10 +73,43 @@ def test_table_of_another_device_is_refused_unless_forced(tmp_path, capsys):
             choose_fingerprint(store, fingerprint_key="nope")
 
 
+FEATURES = Calibration(1.1, 0.3, 60, "features", ((14, 0.2), (56, -0.1)), 0.05)
+
+
+def _true_latency(predictor: Predictor, spec) -> float:
+    """A device whose whole-model latency follows a known feature law (what the fit must recover)."""
+    layers = spec.layers()
+    extra = {14: 0.2, 56: -0.1}
+    return (0.3 + 1.1 * predictor.raw_ms(spec) + sum(extra.get(l.in_size, 0.0) * predictor.op_ms(l) for l in layers)
+            + 0.05 * sum(weight_mb(l) for l in layers))
+
+
+def test_feature_calibration_recovers_a_known_law():
+    space = spaces.get("mnasnet")
+    plain = Predictor(_cost_table("mnasnet"), "synthetic", overhead_ms=0.005)
+    rng = np.random.default_rng(11)
+    specs = [space.to_spec(space.sample_random(rng), resolution=224) for _ in range(80)]
+    points = [calibration_point(plain, spec, _true_latency(plain, spec)) for spec in specs[:60]]
+    calibration = fit_feature_calibration(points)
+    assert calibration.kind == "features" and calibration.n == 60
+    # The coefficients themselves are not identified (the sizes' columns sum to the plain sum; with a MACs
+    # table the weight bytes of a size are nearly proportional to its time): predictions are what must hold.
+    fitted = Predictor(plain.values, "synthetic", calibration, overhead_ms=0.005)
+    truth = np.array([_true_latency(plain, spec) for spec in specs[60:]])
+    np.testing.assert_allclose(fitted.predict_ms(specs[60:]), truth, rtol=0.01)  # held-out models
+    line = fit_calibration([p.raw_ms for p in points], [p.measured_ms for p in points])
+    line_error = np.abs(Predictor(plain.values, "synthetic", line, overhead_ms=0.005).predict_ms(specs[60:]) / truth - 1)
+    assert line_error.max() > 0.02  # the law is not a line: the learned terms are what fits it
+    # Few models: a plain line (one parameter per input size would overfit them).
+    assert fit_feature_calibration(points[:10]).kind == "linear"
+    assert Calibration.from_dict(calibration.to_dict()) == calibration
+
+
 @pytest.mark.parametrize("space_name", ["mnasnet", "ofa-mbv3"])
-def test_batch_prediction_equals_per_spec_prediction(space_name):
+@pytest.mark.parametrize("calibration", [Calibration(1.1, 0.3, 5, "linear"), FEATURES], ids=["line", "features"])
+def test_batch_prediction_equals_per_spec_prediction(space_name, calibration):
     space = spaces.get(space_name)
-    predictor = Predictor(_cost_table(space_name), "synthetic", Calibration(1.1, 0.3, 5, "linear"), overhead_ms=0.005)
+    predictor = Predictor(_cost_table(space_name), "synthetic", calibration, overhead_ms=0.005)
     rng = np.random.default_rng(7)
     samples = np.array([space.sample_random(rng) for _ in range(300)])
     fast = predictor.predict_samples(space, samples, resolution=224)

@@ -131,6 +131,5 @@ def build_on_farm(args: argparse.Namespace) -> int:
         for device_id, why in report.lost.items():
             print(f"dropped out: {device_id} ({why}); its op was re-queued")
         if report.calibration:
-            c = report.calibration
-            print(f"calibration ({c.kind}, n={c.n}): predicted = {c.slope:.4f} * sum + {c.intercept_ms:.4f} ms")
+            print(f"calibration {report.calibration.describe()}")
     return 0
