@@ -1,11 +1,11 @@
 """`mnas table ...` (build, import, show, validate, export) and `mnas predict`: per-device latency tables.
 
-    mnas table build    --device ID --space SPACE --resolution R --out FILE [--threads 1] [--calibrate N]
+    mnas table build    --device ID --space SPACE --resolution R --out FILE [--threads 1] [--calibrate 60]
     mnas table build    --device ID --scale-arch NAME|ARCH_FILE --max-phi K [--lite] [--alpha A --beta B --gamma G]
                         [--repeats-rounding ceil|nearest] [--resolution R] [--num-classes N] --out FILE
     mnas table import   FILE.yaml [FILE.yaml ...] --out FILE
     mnas table show     FILE [--json]
-    mnas table validate --device ID --table FILE --samples N [--space SPACE] [--resolution R] [--json]
+    mnas table validate --device ID --table FILE --samples N [--space SPACE] [--resolution R] [--passes 2] [--json]
                         [--plot FILE.png] [--force]
     mnas table export   FILE (--csv OUT | --parquet OUT)
     mnas predict        --table FILE --arch NAME|ARCH_FILE|net.config [--resolution R] [--json]
@@ -33,8 +33,9 @@ def add_build_arguments(p: argparse.ArgumentParser, space_required: bool = True)
     p.add_argument("--resolution", type=int, default=224, help="input resolution (default 224)")
     p.add_argument("--out", required=True, type=Path, help="table file (SQLite); an existing one is resumed")
     p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
-    p.add_argument("--calibrate", type=int, default=5, metavar="N",
-                   help="whole models of the space measured to fit the calibration (default 5; 0 = none)")
+    p.add_argument("--calibrate", type=int, default=60, metavar="N",
+                   help="whole models of the space measured (twice, interleaved) to fit the calibration (default "
+                        "60; below ~40 the fit is a plain line; 0 = none)")
     p.add_argument("--statistic", choices=("median", "p5"), default="median",
                    help="what the table sums: median of the runs (default; a dedicated device) or p5, the 5th "
                         "percentile (a shared host, where other work inflates medians)")
@@ -77,6 +78,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution", type=int, help="default: the one the table was built for, else 224")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=VALIDATION_SEED)
+    p.add_argument("--passes", type=int, default=2,
+                   help="interleaved passes over the models, median per model (default 2, as the calibration)")
     p.add_argument("--plot", type=Path, help="write a predicted-vs-measured scatter PNG here")
     p.add_argument("--force", action="store_true", help="use a table measured on another device")
     p.add_argument("--no-progress", action="store_true")
@@ -225,8 +228,7 @@ def _build(args: argparse.Namespace) -> int:
         if report.overhead_ms is not None:
             print(f"invoke overhead: {report.overhead_ms * 1000:.1f} us")
         if report.calibration:
-            c = report.calibration
-            print(f"calibration ({c.kind}, n={c.n}): predicted = {c.slope:.4f} * sum + {c.intercept_ms:.4f} ms")
+            print(f"calibration {report.calibration.describe()}")
     return 0
 
 
@@ -322,8 +324,9 @@ def _show(args: argparse.Namespace) -> int:
         if d["overhead_ms"] is not None:
             print(f"    invoke overhead {d['overhead_ms'] * 1000:.1f} us")
         if d["calibration"]:
-            c = d["calibration"]
-            print(f"    calibration {c['kind']} (n={c['n']}): {c['slope']:.4f} * sum + {c['intercept_ms']:.4f} ms")
+            from latency.predictor import Calibration
+
+            print(f"    calibration {Calibration.from_dict(d['calibration']).describe()}")
         for b in d["builds"]:
             what = (f"space {b.get('space')}" if b.get("space") or not b.get("scale_arch") else
                     f"{b.get('networks')} scaled {b.get('scale_arch')} networks (phi <= {b.get('max_phi')}), base")
@@ -339,6 +342,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     _positive(args.samples, "--samples")
     _positive(args.threads, "--threads")
+    _positive(args.passes, "--passes")
     device, owners = _open_validation_device(args)
     try:
         device_key = table_fingerprint_key(device, args.threads)
@@ -351,7 +355,8 @@ def _validate(args: argparse.Namespace) -> int:
         space = _space(space_name)
         resolution = args.resolution or build.get("resolution") or 224
         specs = random_specs(space, args.samples, resolution, args.seed)
-        result = validate(device, predictor, specs, threads=args.threads, progress=not args.no_progress)
+        result = validate(device, predictor, specs, threads=args.threads, progress=not args.no_progress,
+                          passes=args.passes)
     finally:
         device.close()
         for owner in owners:
