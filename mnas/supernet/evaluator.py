@@ -79,7 +79,7 @@ class SupernetEvaluator:
     def __init__(self, data: ProxyData, space: Space | str | None = None, steps_per_child: int = 10,
                  warmup_steps: int = 200, batch_size: int = 64, val_batch: int = 500, proxy_resolution: int = 32,
                  learning_rate: float = 1e-3, seed: int = 0, state_dir: str | Path | None = None,
-                 checkpoint_every: int = 10, **_ignored: object) -> None:
+                 checkpoint_every: int = 10, routing: str | None = None, **_ignored: object) -> None:
         if steps_per_child < 0 or warmup_steps < 0:
             raise UserError("supernet steps per child and warm-up steps must be >= 0")
         if batch_size < 2 or val_batch < 2:
@@ -92,6 +92,7 @@ class SupernetEvaluator:
         self.batch_size, self.val_batch = int(batch_size), int(min(val_batch, len(data.y_val)))
         self.proxy_resolution, self.learning_rate, self.seed = proxy_resolution, float(learning_rate), int(seed)
         self.checkpoint_every = max(1, int(checkpoint_every))
+        self.routing = routing
         self.state_dir = Path(state_dir) if state_dir is not None else _state_dir_of(_ignored.get("cache"))
         self._data_fingerprint = data.fingerprint()
         self.rng = np.random.default_rng(self.seed)
@@ -161,6 +162,11 @@ class SupernetEvaluator:
         logits = self._logits(tf.constant(self._x_val), path).numpy()
         return float(np.mean(np.argmax(logits, axis=-1) == self._y_val))
 
+    def trace(self) -> None:
+        """Trace both steps now (the Python side of the one-time cost; the first call still optimises the graph)."""
+        self._train_step.get_concrete_function()
+        self._logits.get_concrete_function()
+
     def _build(self) -> None:
         import keras
         import tensorflow as tf
@@ -168,7 +174,8 @@ class SupernetEvaluator:
         from mnas.supernet.model import Supernet
 
         keras.utils.set_random_seed(self.seed)
-        self.model = Supernet(self.space, self.data.num_classes, self.proxy_resolution, seed=self.seed)
+        extra = {} if self.routing is None else {"routing": self.routing}
+        self.model = Supernet(self.space, self.data.num_classes, self.proxy_resolution, seed=self.seed, **extra)
         self.optimizer = keras.optimizers.Adam(learning_rate=self.learning_rate)
         self.optimizer.build(self.model.trainable_variables)
         model, optimizer = self.model, self.optimizer
