@@ -20,6 +20,7 @@ proxy setting is refused with one line.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -79,7 +80,8 @@ class SupernetEvaluator:
     def __init__(self, data: ProxyData, space: Space | str | None = None, steps_per_child: int = 10,
                  warmup_steps: int = 200, batch_size: int = 64, val_batch: int = 500, proxy_resolution: int = 32,
                  learning_rate: float = 1e-3, seed: int = 0, state_dir: str | Path | None = None,
-                 checkpoint_every: int = 10, routing: str | None = None, **_ignored: object) -> None:
+                 checkpoint_every: int = 10, routing: str | None = None, grappler: bool = False,
+                 **_ignored: object) -> None:
         if steps_per_child < 0 or warmup_steps < 0:
             raise UserError("supernet steps per child and warm-up steps must be >= 0")
         if batch_size < 2 or val_batch < 2:
@@ -92,7 +94,7 @@ class SupernetEvaluator:
         self.batch_size, self.val_batch = int(batch_size), int(min(val_batch, len(data.y_val)))
         self.proxy_resolution, self.learning_rate, self.seed = proxy_resolution, float(learning_rate), int(seed)
         self.checkpoint_every = max(1, int(checkpoint_every))
-        self.routing = routing
+        self.routing, self.grappler = routing, bool(grappler)
         self.state_dir = Path(state_dir) if state_dir is not None else _state_dir_of(_ignored.get("cache"))
         self._data_fingerprint = data.fingerprint()
         self.rng = np.random.default_rng(self.seed)
@@ -149,8 +151,9 @@ class SupernetEvaluator:
         n = len(self.data.y_train)
         for _ in range(steps):
             idx = self.rng.choice(n, size=min(self.batch_size, n), replace=False)
-            loss = float(self._train_step(tf.constant(self.data.x_train[idx]), tf.constant(self.data.y_train[idx]),
-                                          path))
+            with self._graph_options():
+                loss = float(self._train_step(tf.constant(self.data.x_train[idx]),
+                                              tf.constant(self.data.y_train[idx]), path))
             self.steps += 1
         return loss
 
@@ -159,8 +162,26 @@ class SupernetEvaluator:
         import tensorflow as tf
 
         path = tf.constant(np.asarray(self.space.validate(sample), np.int32))
-        logits = self._logits(tf.constant(self._x_val), path).numpy()
+        with self._graph_options():
+            logits = self._logits(tf.constant(self._x_val), path).numpy()
         return float(np.mean(np.argmax(logits, axis=-1) == self._y_val))
+
+    @contextlib.contextmanager
+    def _graph_options(self):
+        """Grappler off for the supernet's steps only (restored after each call, so other TF functions of the
+        process, e.g. stand-alone children, keep it): optimising the train step's graph doubled the first call's
+        cost (instantiating its 24 switch_case gradients) and the steps ran no faster with it."""
+        import tensorflow as tf
+
+        if self.grappler:
+            yield
+            return
+        before = tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+        try:
+            yield
+        finally:
+            tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": before})
 
     def trace(self) -> None:
         """Trace both steps now (the Python side of the one-time cost; the first call still optimises the graph)."""
@@ -176,26 +197,25 @@ class SupernetEvaluator:
         keras.utils.set_random_seed(self.seed)
         extra = {} if self.routing is None else {"routing": self.routing}
         self.model = Supernet(self.space, self.data.num_classes, self.proxy_resolution, seed=self.seed, **extra)
-        self.optimizer = keras.optimizers.Adam(learning_rate=self.learning_rate)
-        self.optimizer.build(self.model.trainable_variables)
+        self.optimizer = Adam(self.model.trainable_variables, self.learning_rate)
         model, optimizer = self.model, self.optimizer
         r, n = self.proxy_resolution, len(self.space.choices)
         image = tf.TensorSpec([None, r, r, 3], tf.float32)
         path = tf.TensorSpec([n], tf.int32)
 
-        @tf.function(input_signature=[image, tf.TensorSpec([None], tf.int64), path])
+        # autograph off: the steps have no Python control flow to convert, only its tracing cost
+        @tf.function(input_signature=[image, tf.TensorSpec([None], tf.int64), path], autograph=False)
         def train_step(x, y, sample):
             self.traces += 1  # Python side effect: runs only when TF traces
+            variables = model.trainable_variables
             with tf.GradientTape() as tape:
                 logits = model(x, sample)
                 loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
-            variables = model.trainable_variables
             grads = tape.gradient(loss, variables)
-            grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
-            optimizer.apply_gradients(zip(grads, variables))
+            optimizer.apply([tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)])
             return loss
 
-        @tf.function(input_signature=[image, path])
+        @tf.function(input_signature=[image, path], autograph=False)
         def logits_of(x, sample):
             self.traces += 1
             return model(x, sample)
@@ -244,6 +264,40 @@ class SupernetEvaluator:
         self.steps, self.calls, self.warmed_up = int(meta["steps"]), int(meta["calls"]), bool(meta["warmed_up"])
         self.rng.bit_generator.state = meta["rng"]
         return True
+
+
+class Adam:
+    """Adam (Keras' defaults: beta 0.9 / 0.999, epsilon 1e-7) as one `ResourceApplyAdam` op per variable.
+
+    Keras 3's optimizer traces about fifteen Python-level ops per variable; over the supernet's ~750 variables
+    that was a third of the train step's trace time. The update rule is the same (bias-corrected step size).
+    """
+
+    def __init__(self, variables, learning_rate: float, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7) -> None:
+        import tensorflow as tf
+
+        self.learning_rate, self.beta_1, self.beta_2, self.epsilon = learning_rate, beta_1, beta_2, epsilon
+        self._vars = list(variables)
+        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
+        self._m = [tf.Variable(tf.zeros_like(v), trainable=False, name="m") for v in self._vars]
+        self._v = [tf.Variable(tf.zeros_like(v), trainable=False, name="v") for v in self._vars]
+
+    @property
+    def variables(self) -> list:
+        """Checkpointed state: the step counter, then every first and second moment."""
+        return [self.iterations, *self._m, *self._v]
+
+    def apply(self, grads) -> None:
+        import tensorflow as tf
+
+        t = tf.cast(self.iterations + 1, tf.float32)
+        b1_power, b2_power = tf.pow(self.beta_1, t), tf.pow(self.beta_2, t)
+        for var, m, v, g in zip(self._vars, self._m, self._v, grads):
+            tf.raw_ops.ResourceApplyAdam(var=var.handle, m=m.handle, v=v.handle, beta1_power=b1_power,
+                                         beta2_power=b2_power, lr=self.learning_rate, beta1=self.beta_1,
+                                         beta2=self.beta_2, epsilon=self.epsilon, grad=g)
+        self.iterations.assign_add(1)
 
 
 def _state_dir_of(cache: object) -> Path | None:

@@ -140,23 +140,38 @@ def _fit_channels(x: tf.Tensor, channels: int) -> tf.Tensor:
     return tf.pad(x, [[0, 0], [0, 0], [0, 0], [0, channels - have]])
 
 
-def _bn(x: tf.Tensor, gamma, beta, mask: tf.Tensor | None) -> tf.Tensor:
-    """Batch-statistics BatchNorm; `mask` re-zeroes the channels the path does not use (BN adds beta to them)."""
-    mean, var = tf.nn.moments(x, axes=[0, 1, 2])
-    y = (x - mean) * tf.math.rsqrt(var + BN_EPSILON) * gamma + beta
-    return y if mask is None else y * mask
+def _bn(x: tf.Tensor, gamma, beta) -> tf.Tensor:
+    """Batch-statistics BatchNorm as one fused op (forward and gradient: far fewer ops to trace than moments).
+
+    Channels the path does not use come in with gamma = beta = 0 (`_masked`), so they come out exactly zero."""
+    y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, epsilon=BN_EPSILON, is_training=True)
+    return y
 
 
-class Supernet(keras.Model):
-    """Shared weights of every child of `space` at one proxy setting (resolution, classes).
+def _masked(bn: tuple, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(gamma, beta) zeroed outside `mask`: BN then outputs exactly 0 there (BN would otherwise add beta)."""
+    return bn[0] * mask, bn[1] * mask
+
+
+def _se(x: tf.Tensor, weights: tuple, se_on) -> tf.Tensor:
+    """EfficientNet-style SE; the gate is replaced by exactly 1 when the path has no SE."""
+    reduce_k, reduce_b, expand_k, expand_b = weights
+    s = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
+    s = tf.nn.relu(tf.nn.conv2d(s, reduce_k, 1, "VALID") + reduce_b)
+    gate = tf.sigmoid(tf.nn.conv2d(s, expand_k, 1, "VALID") + expand_b)
+    return x * (se_on * gate + (1.0 - se_on))
+
+
+class Supernet:
+    """Shared weights (plain tf.Variables) of every child of `space` at one proxy setting (resolution, classes).
 
     `model(images, sample)` -> logits of the child `sample` (int32 vector, one index per choice);
     `model.stage_outputs(images, sample)` -> the output of every block (for tests and inspection).
+    The forward pass is raw TF ops: Keras layer calls and Keras variables cost far more to trace.
     """
 
     def __init__(self, space: Space, num_classes: int, resolution: int = 32, seed: int = 0,
-                 routing: str = "switch", **kwargs) -> None:
-        super().__init__(**kwargs)
+                 routing: str = "switch") -> None:
         if routing not in ROUTINGS:
             raise UserError(f"supernet routing {routing!r} not in {ROUTINGS}")
         self.routing = routing
@@ -165,6 +180,7 @@ class Supernet(keras.Model):
         self.num_classes, self.resolution = int(num_classes), int(resolution)
         self.num_choices = len(space.choices)
         self._seed, self._count = int(seed) * 1_000_003, 0
+        self._weights: list[tf.Variable] = []
         stem = int(space.params.get("stem_filters", 32))
         head = int(space.params.get("head_filters", 1280))
         self.stem_filters, self.head_filters = stem, head
@@ -174,29 +190,48 @@ class Supernet(keras.Model):
         last = self.plans[-1].out_max
         self.head_kernel = self._conv_weight("head_conv", (1, 1, last, head))
         self.head_bn = self._bn_weights("head_bn", head)
-        self.classifier_kernel = self.add_weight(name="classifier_kernel", shape=(head, self.num_classes),
-                                                 initializer="zeros")  # uniform first predictions (see standalone)
-        self.classifier_bias = self.add_weight(name="classifier_bias", shape=(self.num_classes,),
-                                               initializer="zeros")
-        self.built = True
+        # zeros: uniform first predictions (see standalone)
+        self.classifier_kernel = self._add("classifier_kernel", (head, self.num_classes), "zeros")
+        self.classifier_bias = self._add("classifier_bias", (self.num_classes,), "zeros")
 
     # -- weights ----------------------------------------------------------------------------------------
+    @property
+    def trainable_variables(self) -> list[tf.Variable]:
+        return list(self._weights)
+
+    def count_params(self) -> int:
+        return int(sum(int(np.prod(v.shape)) for v in self._weights))
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [v.numpy() for v in self._weights]
+
+    def set_weights(self, values: list[np.ndarray]) -> None:
+        if len(values) != len(self._weights):
+            raise ValueError(f"supernet has {len(self._weights)} weights, got {len(values)}")
+        for var, value in zip(self._weights, values):
+            var.assign(value)
+
+    def _add(self, name: str, shape: tuple[int, ...], initializer) -> tf.Variable:
+        init = keras.initializers.get(initializer)
+        var = tf.Variable(tf.convert_to_tensor(init(shape, dtype="float32")), name=name)
+        self._weights.append(var)
+        return var
+
     def _init(self) -> keras.initializers.Initializer:
         self._count += 1
         return keras.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal", seed=self._seed + self._count)
 
-    def _conv_weight(self, name: str, shape: tuple[int, ...]):
-        return self.add_weight(name=name, shape=shape, initializer=self._init())
+    def _conv_weight(self, name: str, shape: tuple[int, ...]) -> tf.Variable:
+        return self._add(name, shape, self._init())
 
-    def _dw_weight(self, name: str, kernel: int, channels: int):
+    def _dw_weight(self, name: str, kernel: int, channels: int) -> tf.Variable:
         # Depthwise: fan_out of a depthwise kernel is k*k (one output per input channel).
         self._count += 1
         init = keras.initializers.VarianceScaling(2.0, "fan_in", "truncated_normal", seed=self._seed + self._count)
-        return self.add_weight(name=name, shape=(kernel, kernel, channels, 1), initializer=init)
+        return self._add(name, (kernel, kernel, channels, 1), init)
 
-    def _bn_weights(self, name: str, channels: int):
-        return (self.add_weight(name=f"{name}_gamma", shape=(channels,), initializer="ones"),
-                self.add_weight(name=f"{name}_beta", shape=(channels,), initializer="zeros"))
+    def _bn_weights(self, name: str, channels: int) -> tuple[tf.Variable, tf.Variable]:
+        return (self._add(f"{name}_gamma", (channels,), "ones"), self._add(f"{name}_beta", (channels,), "zeros"))
 
     def _block_weights(self, plan: StagePlan) -> list[dict]:
         layers = []
@@ -231,15 +266,15 @@ class Supernet(keras.Model):
             layers.append(w)
         return layers
 
-    def _se_weights(self, name: str, cin_max: int, channels: int, ratio: float):
+    def _se_weights(self, name: str, cin_max: int, channels: int, ratio: float) -> tuple:
         squeeze = max(1, int(cin_max * ratio))
         return (self._conv_weight(f"{name}_reduce", (1, 1, channels, squeeze)),
-                self.add_weight(name=f"{name}_reduce_bias", shape=(squeeze,), initializer="zeros"),
+                self._add(f"{name}_reduce_bias", (squeeze,), "zeros"),
                 self._conv_weight(f"{name}_expand", (1, 1, squeeze, channels)),
-                self.add_weight(name=f"{name}_expand_bias", shape=(channels,), initializer="zeros"))
+                self._add(f"{name}_expand_bias", (channels,), "zeros"))
 
     # -- forward --------------------------------------------------------------------------------------
-    def call(self, images, sample, training=None):
+    def __call__(self, images, sample, training=None) -> tf.Tensor:
         return self._forward(images, sample)[0]
 
     def stage_outputs(self, images, sample) -> list[tf.Tensor]:
@@ -248,14 +283,14 @@ class Supernet(keras.Model):
     def _forward(self, images, sample):
         sample = tf.cast(tf.reshape(sample, [self.num_choices]), tf.int32)
         x = tf.nn.conv2d(images, self.stem_kernel, 2, "SAME")
-        x = tf.nn.relu(_bn(x, *self.stem_bn, None))
+        x = tf.nn.relu(_bn(x, *self.stem_bn))
         width = tf.constant(self.stem_filters, tf.int32)
         outputs = []
         for plan, weights in zip(self.plans, self.blocks_weights):
             x, width = self._block(x, width, plan, weights, sample)
             outputs.append(x)
         x = tf.nn.conv2d(x, self.head_kernel, 1, "SAME")
-        x = tf.nn.relu(_bn(x, *self.head_bn, None))
+        x = tf.nn.relu(_bn(x, *self.head_bn))
         x = tf.reduce_mean(x, axis=[1, 2])
         return tf.matmul(x, self.classifier_kernel) + self.classifier_bias, outputs
 
@@ -263,68 +298,73 @@ class Supernet(keras.Model):
         def pick(offset: int, table, dtype):
             return tf.gather(tf.constant(table, dtype), sample[plan.first_choice + offset])
 
-        branch = pick(0, plan.op_branch, tf.int32)
+        present = sorted(set(plan.op_branch))  # only the ops the space offers get a branch
+        branch = pick(0, [present.index(b) for b in plan.op_branch], tf.int32)
         expand = pick(0, plan.op_expand, tf.float32)
         kernel_index = sample[plan.first_choice + 1]
         se_on = pick(2, plan.se_on, tf.float32)
         skip = pick(3, plan.skip_code, tf.int32)
         out_width = pick(4, plan.widths, tf.int32)
         n_layers = pick(5, plan.layer_counts, tf.int32)
+        # Masks depend on the sample only: computed once for the first layer and once for all later ones.
+        first = _PathMasks(plan, plan.in_max, in_width, out_width, expand, kernel_index, se_on)
+        later = _PathMasks(plan, plan.out_max, out_width, out_width, expand, kernel_index, se_on) \
+            if plan.max_layers > 1 else None
+        identity = len(present)
         for j, w in enumerate(weights):
-            stride = plan.stride if j == 0 else 1
-            cin = plan.in_max if j == 0 else plan.out_max
-            layer_in = in_width if j == 0 else out_width
-            ctx = _LayerCtx(plan, w, stride, cin, layer_in, out_width, expand, kernel_index, se_on)
-            branches = {BRANCH_CONV: ctx.conv, BRANCH_DS: ctx.ds, BRANCH_MBCONV: ctx.mbconv}
-            fns = [(lambda fn=branches.get(b): fn(x)) if b in plan.op_branch else (lambda: ctx.zeros(x))
-                   for b in (BRANCH_CONV, BRANCH_DS, BRANCH_MBCONV)]
+            ops = _LayerOps(first if j == 0 else later, w, plan.stride if j == 0 else 1)
+            fns = [(lambda fn=ops.branch(b): fn(x)) for b in present]
             if j == 0:
-                y = self._route(branch, fns, plan) + ctx.shortcut(x, skip)
+                y = self._route(branch, fns) + ops.shortcut(x, skip)
             else:
                 # Later layers: stride 1, equal widths, so id and pool skips are both the identity residual.
                 residual = tf.cast(skip > 0, tf.float32)
                 if self.routing == "switch":  # a skipped layer takes the identity branch: nothing computed
-                    index = tf.where(j < n_layers, branch, BRANCH_IDENTITY)
-                    y = tf.switch_case(index, fns + [lambda: x]) + residual * tf.cast(index != BRANCH_IDENTITY,
+                    index = tf.where(j < n_layers, branch, identity)
+                    y = tf.switch_case(index, fns + [lambda: x]) + residual * tf.cast(index != identity,
                                                                                       tf.float32) * x
                 else:
                     active = tf.cast(j < n_layers, tf.float32)
-                    y = active * (self._route(branch, fns, plan) + residual * x) + (1.0 - active) * x
+                    y = active * (self._route(branch, fns) + residual * x) + (1.0 - active) * x
             x = y
         return x, out_width
 
-    def _route(self, branch, fns, plan: StagePlan):
+    def _route(self, branch, fns):
         """The chosen op branch's output: `switch` runs only that branch (tf.switch_case); `mask` runs every
-        branch of the space and keeps the chosen one with a one-hot weight (no control flow: traces faster)."""
+        branch of the space and keeps the chosen one with a one-hot weight (no control flow)."""
+        if len(fns) == 1:
+            return fns[0]()
         if self.routing == "switch":
             return tf.switch_case(branch, fns)
-        onehot = tf.one_hot(branch, 3)
-        present = sorted(set(plan.op_branch))
-        return tf.add_n([onehot[b] * fns[b]() for b in present])
+        onehot = tf.one_hot(branch, len(fns))
+        return tf.add_n([onehot[i] * fn() for i, fn in enumerate(fns)])
 
 
-class _LayerCtx:
-    """One layer of one block on one path: the branch bodies, closed over the path's runtime sizes."""
+class _PathMasks:
+    """The masks of one layer position of a block on one path (channel widths, kernel centres, SE squeeze)."""
 
-    def __init__(self, plan: StagePlan, w: dict, stride: int, cin: int, in_width, out_width, expand, kernel_index,
-                 se_on) -> None:
-        self.plan, self.w, self.stride, self.cin = plan, w, stride, cin
-        self.in_width, self.out_width = in_width, out_width
-        self.out_mask = _channel_mask(out_width, plan.out_max)
-        self.in_mask = _channel_mask(in_width, cin)
-        self.mid = tf.cast(tf.floor(tf.cast(in_width, tf.float32) * expand), tf.int32)
+    def __init__(self, plan: StagePlan, cin: int, in_width, out_width, expand, kernel_index, se_on) -> None:
+        self.plan, self.cin, self.in_width, self.out_width = plan, cin, in_width, out_width
         self.kernel_index, self.se_on = kernel_index, se_on
-        self.squeeze = tf.maximum(1, tf.cast(tf.floor(tf.cast(in_width, tf.float32) * plan.se_ratio), tf.int32))
-
-    def zeros(self, x):
-        n, h = tf.shape(x)[0], (tf.shape(x)[1] + self.stride - 1) // self.stride
-        return tf.zeros([n, h, h, self.plan.out_max])
+        self.out = _channel_mask(out_width, plan.out_max)
+        self.inp = _channel_mask(in_width, cin)
+        self.mid_max = int(cin * plan.max_expand)
+        mid = tf.cast(tf.floor(tf.cast(in_width, tf.float32) * expand), tf.int32)
+        self.mid = _channel_mask(mid, self.mid_max)
+        squeeze = tf.maximum(1, tf.cast(tf.floor(tf.cast(in_width, tf.float32) * plan.se_ratio), tf.int32))
+        self.squeeze = _channel_mask(squeeze, max(1, int(cin * plan.se_ratio)))
+        self.conv_kernel = self._conv_kernel_mask() if BRANCH_CONV in plan.op_branch else None
+        self.ds_kernel = self._dw_mask(cin, in_width) if BRANCH_DS in plan.op_branch else None
+        self.ir_kernel = self._dw_mask(self.mid_max, mid) if BRANCH_MBCONV in plan.op_branch else None
 
     def _dw_mask(self, channels: int, width) -> tf.Tensor:
-        """[K, K, channels, 1] mask: channel c keeps the centre k_c x k_c of the K x K kernel (MixConv groups)."""
+        """[K, K, channels or 1, 1] mask: channel c keeps the centre k_c x k_c of the K x K kernel."""
         plan, big = self.plan, self.plan.max_kernel
+        if plan.max_groups == 1:  # one kernel per option: a constant centre mask per option
+            table = [_centre_mask(big, g[0]) for g in plan.kernel_groups]
+            return tf.gather(tf.constant(np.stack(table)[:, :, :, None, None]), self.kernel_index)
+        # MixConv groups: the kernel of each group for the chosen option, padded by repeating the last group
         groups = plan.max_groups
-        # kernel of each group for the chosen option, padded by repeating the last group
         table = [list(g) + [g[-1]] * (groups - len(g)) for g in plan.kernel_groups]
         kernels = tf.gather(tf.constant(table, tf.int32), self.kernel_index)
         n_groups = tf.gather(tf.constant([len(g) for g in plan.kernel_groups], tf.int32), self.kernel_index)
@@ -342,62 +382,78 @@ class _LayerCtx:
     def _conv_kernel_mask(self) -> tf.Tensor:
         """[K, K, 1, 1] centre mask of the regular conv: a kernel group means its largest kernel."""
         big = self.plan.max_kernel
-        k = tf.gather(tf.constant([max(g) for g in self.plan.kernel_groups], tf.int32), self.kernel_index)
-        inside = tf.abs(tf.range(big) - big // 2) <= k // 2
-        mask = tf.logical_and(inside[:, None], inside[None, :])
-        return tf.cast(mask, tf.float32)[:, :, None, None]
+        table = [_centre_mask(big, max(g)) for g in self.plan.kernel_groups]
+        return tf.gather(tf.constant(np.stack(table)[:, :, :, None, None]), self.kernel_index)
 
-    def _se(self, x, weights, channel_mask):
-        reduce_k, reduce_b, expand_k, expand_b = weights
-        squeeze_mask = _channel_mask(self.squeeze, int(reduce_b.shape[0]))
-        s = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
-        s = tf.nn.relu(tf.nn.conv2d(s, reduce_k, 1, "SAME") + reduce_b) * squeeze_mask
-        gate = tf.sigmoid(tf.nn.conv2d(s, expand_k, 1, "SAME") + expand_b)
-        gate = self.se_on * gate + (1.0 - self.se_on)
-        return x * gate * channel_mask
 
-    def conv(self, x):
-        w = self.w
-        y = tf.nn.conv2d(x, w["conv"] * self._conv_kernel_mask(), self.stride, "SAME")
-        y = tf.nn.relu(_bn(y, *w["conv_bn"], self.out_mask))
-        return self._se(y, w["conv_se"], self.out_mask)
+def _centre_mask(big: int, k: int) -> np.ndarray:
+    """[big, big] float32 mask of the centre k x k."""
+    inside = np.abs(np.arange(big) - big // 2) <= k // 2
+    return (inside[:, None] & inside[None, :]).astype(np.float32)
 
-    def ds(self, x):
-        w = self.w
-        dw = w["ds_dw"] * self._dw_mask(self.cin, self.in_width)
-        y = tf.nn.depthwise_conv2d(x, dw, [1, self.stride, self.stride, 1], "SAME")
-        y = tf.nn.relu(_bn(y, *w["ds_dw_bn"], self.in_mask))
-        y = self._se(y, w["ds_se"], self.in_mask)
-        y = tf.nn.conv2d(y, w["ds_project"], 1, "SAME")
-        return _bn(y, *w["ds_project_bn"], self.out_mask)
 
-    def mbconv(self, x):
-        w = self.w
-        mid_max = int(w["ir_expand"].shape[-1])
-        mid_mask = _channel_mask(self.mid, mid_max)
-        y = tf.nn.conv2d(x, w["ir_expand"], 1, "SAME")
-        y = tf.nn.relu(_bn(y, *w["ir_expand_bn"], mid_mask))
-        dw = w["ir_dw"] * self._dw_mask(mid_max, self.mid)
-        y = tf.nn.depthwise_conv2d(y, dw, [1, self.stride, self.stride, 1], "SAME")
-        y = tf.nn.relu(_bn(y, *w["ir_dw_bn"], mid_mask))
-        y = self._se(y, w["ir_se"], mid_mask)
-        y = tf.nn.conv2d(y, w["ir_project"], 1, "SAME")
-        return _bn(y, *w["ir_project_bn"], self.out_mask)
+class _LayerOps:
+    """One layer of one block on one path: its weights with the path's masks applied (outside the branches, so a
+    branch body holds only convolutions, BN and SE), and the branch bodies."""
+
+    def __init__(self, m: _PathMasks, w: dict, stride: int) -> None:
+        self.m, self.w, self.stride = m, w, stride
+
+    def branch(self, code: int):
+        return {BRANCH_CONV: self.conv, BRANCH_DS: self.ds, BRANCH_MBCONV: self.mbconv}[code]()
+
+    def _se_weights(self, key: str) -> tuple:
+        reduce_k, reduce_b, expand_k, expand_b = self.w[key]
+        # a zero squeeze channel is relu(0) = 0 and adds nothing to the expand conv
+        return reduce_k * self.m.squeeze, reduce_b * self.m.squeeze, expand_k, expand_b
+
+    def conv(self):
+        m, w = self.m, self.w
+        kernel, bn, se = w["conv"] * m.conv_kernel, _masked(w["conv_bn"], m.out), self._se_weights("conv_se")
+
+        def body(x):
+            y = tf.nn.relu(_bn(tf.nn.conv2d(x, kernel, self.stride, "SAME"), *bn))
+            return _se(y, se, m.se_on)
+        return body
+
+    def ds(self):
+        m, w = self.m, self.w
+        dw, dw_bn, se = w["ds_dw"] * m.ds_kernel, _masked(w["ds_dw_bn"], m.inp), self._se_weights("ds_se")
+        project, project_bn = w["ds_project"], _masked(w["ds_project_bn"], m.out)
+
+        def body(x):
+            y = tf.nn.depthwise_conv2d(x, dw, [1, self.stride, self.stride, 1], "SAME")
+            y = _se(tf.nn.relu(_bn(y, *dw_bn)), se, m.se_on)
+            return _bn(tf.nn.conv2d(y, project, 1, "SAME"), *project_bn)
+        return body
+
+    def mbconv(self):
+        m, w = self.m, self.w
+        expand, expand_bn = w["ir_expand"], _masked(w["ir_expand_bn"], m.mid)
+        dw, dw_bn, se = w["ir_dw"] * m.ir_kernel, _masked(w["ir_dw_bn"], m.mid), self._se_weights("ir_se")
+        project, project_bn = w["ir_project"], _masked(w["ir_project_bn"], m.out)
+
+        def body(x):
+            y = tf.nn.relu(_bn(tf.nn.conv2d(x, expand, 1, "SAME"), *expand_bn))
+            y = tf.nn.depthwise_conv2d(y, dw, [1, self.stride, self.stride, 1], "SAME")
+            y = _se(tf.nn.relu(_bn(y, *dw_bn)), se, m.se_on)
+            return _bn(tf.nn.conv2d(y, project, 1, "SAME"), *project_bn)
+        return body
 
     def shortcut(self, x, skip):
         """The first layer's shortcut by the builder's rules, on the path's runtime widths."""
-        plan = self.plan
-        same = tf.equal(self.in_width, self.out_width)
+        m = self.m
+        same = tf.equal(m.in_width, m.out_width)
         identity_ok = tf.logical_and(same, self.stride == 1)
-        identity = _fit_channels(x, plan.out_max)
+        identity = _fit_channels(x, m.plan.out_max)
         if "skip_conv" not in self.w:
             use_id = tf.logical_and(skip > 0, identity_ok)
             return tf.cast(use_id, tf.float32) * identity
         pooled = x
         if self.stride > 1:
             pooled = tf.nn.avg_pool2d(x, self.stride, self.stride, "SAME")
-        projected = _bn(tf.nn.conv2d(pooled, self.w["skip_conv"], 1, "SAME"), *self.w["skip_bn"], self.out_mask)
-        pool_shortcut = tf.where(same, _fit_channels(pooled, plan.out_max), projected)
+        projected = _bn(tf.nn.conv2d(pooled, self.w["skip_conv"], 1, "SAME"), *_masked(self.w["skip_bn"], m.out))
+        pool_shortcut = tf.where(same, _fit_channels(pooled, m.plan.out_max), projected)
         out = tf.zeros_like(projected)
         out = tf.where(tf.logical_and(skip > 0, identity_ok), identity if self.stride == 1 else out, out)
         out = tf.where(tf.logical_and(tf.equal(skip, 2), tf.logical_not(identity_ok)), pool_shortcut, out)
