@@ -81,9 +81,10 @@ class Calibration:
         return self.intercept_ms + self.slope * overhead_ms
 
     def describe(self) -> str:
-        line = f"{self.kind} (n={self.n}): predicted = {self.slope:.4f} * sum + {self.intercept_ms:.4f} ms"
+        line = f"{self.kind} (n={self.n}): predicted = {self.slope:.4f} * sum {self.intercept_ms:+.4f} ms"
         if self.kind == "features":
-            sizes = ", ".join(f"{size}px {extra:+.3f}" for size, extra in self.size_slope)
+            # Sizes every network has once (stem, classifier) fold into the intercept: their extra is ~0.
+            sizes = ", ".join(f"{size}px {extra:+.3f}" for size, extra in self.size_slope if abs(extra) >= 5e-4)
             line += f"; extra slope by input size: {sizes}; {self.ms_per_weight_mb:.4f} ms per MB of weights"
         return line
 
