@@ -77,7 +77,7 @@ def sample_of(space: Space, spec: ModelSpec) -> Sample:
 class SupernetEvaluator:
     name = "supernet"
 
-    def __init__(self, data: ProxyData, space: Space | str | None = None, steps_per_child: int = 10,
+    def __init__(self, data: ProxyData, space: Space | str | None = None, steps_per_child: int = 5,
                  warmup_steps: int = 200, batch_size: int = 64, val_batch: int = 500, proxy_resolution: int = 32,
                  learning_rate: float = 1e-3, seed: int = 0, state_dir: str | Path | None = None,
                  checkpoint_every: int = 10, routing: str | None = None, grappler: bool = False,
