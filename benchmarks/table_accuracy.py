@@ -10,7 +10,12 @@ The comparison uses the table's statistic of the runs (median, or p5 for a table
 `--statistic p5`); the error against measured medians is reported too.
 Measures `--samples` random architectures of the space (seed 2024, not the calibration seed) end to end
 (fast TFLite writer, LiteRT, 1 thread) and compares with the table's prediction: share within +-5% and
-+-10%, RMSPE, scatter PNG. Noise floor, reported beside it: the first `--noise-repeats` models are
++-10%, RMSPE, scatter PNG. With --build the `--calibrate` calibration models (seed 12345) and the validation
+models are measured in the same interleaved passes (every pass over all of them, in a new random order), the
+calibration is fitted on the first set and judged on the second: a device whose speed drifts between a
+calibration phase and a validation phase (this shared VM: up to ~7% within minutes) would otherwise show its
+drift as prediction error. `--separate` measures them one phase after the other instead, as a table build
+and a later `mnas table validate` do. Noise floor, reported beside it: the first `--noise-repeats` models are
 measured a second time, after all the others; the run-to-run difference |m2 - m1| / m1 (median and 90th
 percentile) is what a perfect predictor would still show as error. Also reports the uncalibrated error
 (plain sum with the overhead correction) so the calibration's effect is visible.
@@ -32,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from devices.registry import open_device  # noqa: E402
 from latency.predictor import Calibration, Predictor, fit_calibration, profile_value  # noqa: E402
 from latency.store import TableStore  # noqa: E402
-from latency.table_builder import (build_table, calibrate, measure_specs, ops_of_space, random_specs,  # noqa: E402
-                                   table_fingerprint_key)
+from latency.table_builder import (build_table, calibrate, fit_stored_calibration, measure_specs,  # noqa: E402
+                                   ops_of_space, random_specs, table_fingerprint_key)
 from latency.validate import ValidationResult, compare, write_scatter  # noqa: E402
 from mnas import spaces  # noqa: E402
 
@@ -56,28 +61,42 @@ def main() -> int:
     parser.add_argument("--calibrate", type=int, default=60, help="with --build: whole models fitted (default 60)")
     parser.add_argument("--passes", type=int, default=2,
                         help="interleaved passes over the calibration and validation models (default 2)")
+    parser.add_argument("--separate", action="store_true",
+                        help="with --build: measure the calibration models first and the validation models after "
+                             "them (as a build and a later validate), so a drift of the device between the two "
+                             "phases counts as error; default: one set of interleaved passes over both")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     # thread-cpu = the `host-cpu` device: the host timed by the calling thread's CPU time (a shared machine)
     device = open_device("host-cpu" if args.clock == "thread-cpu" else args.device)
     space = spaces.get(args.space)
     build = None
+    specs = random_specs(space, args.samples, args.resolution, args.seed)
+    profiles = None
     if args.build:
         with TableStore.open(args.table, create=True) as store:
             report = build_table(device, store, ops_of_space(space, args.resolution), threads=args.threads,
                                  statistic=args.statistic,
                                  description={"space": args.space, "resolution": args.resolution,
                                               "threads": args.threads, "clock": args.clock})
-            report.calibration, report.calibration_points = calibrate(
-                device, store, report.fingerprint_key, random_specs(space, args.calibrate, args.resolution, 12345),
-                threads=args.threads, passes=args.passes)
+            cal_specs = random_specs(space, args.calibrate, args.resolution, 12345)
+            if args.separate:  # as `mnas table build` + a later `mnas table validate`: device drift counts
+                report.calibration, report.calibration_points = calibrate(
+                    device, store, report.fingerprint_key, cal_specs, threads=args.threads, passes=args.passes)
+            else:  # one set of interleaved passes over both: calibration and validation see the same device
+                t0 = time.perf_counter()
+                both = measure_specs(device, cal_specs + specs, threads=args.threads, passes=args.passes, seed=2,
+                                     label="calibration + validation models")
+                report.calibration, report.calibration_points = fit_stored_calibration(
+                    store, report.fingerprint_key, cal_specs, both[:len(cal_specs)])
+                profiles = both[len(cal_specs):]
         build = report.to_dict()
     predictor = Predictor.load(args.table, device_key=table_fingerprint_key(device, args.threads))
-    specs = random_specs(space, args.samples, args.resolution, args.seed)
     predictor.predict_ms(specs)  # refuses uncovered ops before measuring anything
-    t0 = time.perf_counter()
-    profiles = measure_specs(device, specs, threads=args.threads, label="validation models", passes=args.passes,
-                             seed=2)
+    if profiles is None:
+        t0 = time.perf_counter()
+        profiles = measure_specs(device, specs, threads=args.threads, label="validation models",
+                                 passes=args.passes, seed=2)
     measure_s = time.perf_counter() - t0
     repeats = measure_specs(device, specs[:args.noise_repeats], threads=args.threads, label="noise repeats",
                             passes=args.passes, seed=3)
@@ -118,7 +137,8 @@ def main() -> int:
         "noise_run_to_run_median": float(np.median(run_to_run)) if run_to_run.size else None,
         "noise_run_to_run_p90": float(np.percentile(run_to_run, 90)) if run_to_run.size else None,
         "measured_ms_range": [float(result.measured_ms.min()), float(result.measured_ms.max())],
-        "plot": str(args.plot), "clock": args.clock, "build": build, "models": result.to_dict()["models"],
+        "plot": str(args.plot), "clock": args.clock, "build": build, "separate": args.separate,
+        "models": result.to_dict()["models"],
     })
     device.close()
     if args.json:

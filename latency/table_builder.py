@@ -226,12 +226,18 @@ def calibrate(device: Device, store: TableStore, fingerprint_key: str, specs: Se
               threads: int = 1, progress: bool = True,
               passes: int = MODEL_PASSES) -> tuple[Calibration, list[tuple[str, float, float]]]:
     """Measure `specs` end to end, fit the calibration (`latency.predictor.fit_feature_calibration`), store it."""
-    predictor = Predictor.load(store.path, fingerprint_key=fingerprint_key)
-    points = [calibration_point(predictor, spec) for spec in specs]  # refuses before measuring if an op is missing
+    Predictor.load(store.path, fingerprint_key=fingerprint_key).predict_ms(specs)  # refuses a missing op first
     profiles = measure_specs(device, specs, threads=threads, progress=progress, label="calibration models",
                              passes=passes, seed=1)
-    points = [dataclasses.replace(point, measured_ms=profile_value(profile, predictor.statistic))
-              for point, profile in zip(points, profiles)]
+    return fit_stored_calibration(store, fingerprint_key, specs, profiles)
+
+
+def fit_stored_calibration(store: TableStore, fingerprint_key: str, specs: Sequence[ModelSpec],
+                           profiles: Sequence[Profile]) -> tuple[Calibration, list[tuple[str, float, float]]]:
+    """Fit the calibration on whole-model profiles of `specs` and store it with the device's table."""
+    predictor = Predictor.load(store.path, fingerprint_key=fingerprint_key)
+    points = [calibration_point(predictor, spec, profile_value(profile, predictor.statistic))
+              for spec, profile in zip(specs, profiles)]
     calibration = fit_feature_calibration(points)
     store.set_calibration(fingerprint_key, calibration.to_dict())
     return calibration, [(s.name, p.raw_ms, p.measured_ms) for s, p in zip(specs, points)]
