@@ -33,6 +33,7 @@ from latency.opkeys import op_key, overhead_key
 from latency.predictor import (STATISTICS, Calibration, Predictor, calibration_point, fit_feature_calibration,
                                profile_value)
 from latency.store import TableStore
+from mnas.archfile import spec_to_dict
 from mnas.errors import UserError
 from mnas.spec import Layer, ModelSpec
 
@@ -239,7 +240,10 @@ def fit_stored_calibration(store: TableStore, fingerprint_key: str, specs: Seque
     points = [calibration_point(predictor, spec, profile_value(profile, predictor.statistic))
               for spec, profile in zip(specs, profiles)]
     calibration = fit_feature_calibration(points)
-    store.set_calibration(fingerprint_key, calibration.to_dict())
+    # The measured models are kept with the fit, so that a later `table validate` can re-measure some of
+    # them and tell a change of the device's speed apart from prediction error (`latency.validate`).
+    stored = [{"arch": spec_to_dict(s), "raw_ms": p.raw_ms, "measured_ms": p.measured_ms} for s, p in zip(specs, points)]
+    store.set_calibration(fingerprint_key, calibration.to_dict() | {"points": stored})
     return calibration, [(s.name, p.raw_ms, p.measured_ms) for s, p in zip(specs, points)]
 
 

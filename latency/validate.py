@@ -29,6 +29,7 @@ class ValidationResult:
     noise_rel_ci: np.ndarray = field(default_factory=lambda: np.zeros(0))
     bimodal: list[bool] = field(default_factory=list)
     statistic: str = "median"
+    drift: float | None = None  # device speed now vs at calibration time (re-measured calibration models)
 
     @property
     def n(self) -> int:
@@ -51,7 +52,7 @@ class ValidationResult:
             "mean_error": float(np.mean(self.rel_errors)) if self.n else None,
             "max_abs_error": float(np.max(np.abs(self.rel_errors))) if self.n else None,
             "noise_floor_rel_ci95": float(np.median(self.noise_rel_ci)) if self.noise_rel_ci.size else None,
-            "bimodal_models": int(sum(self.bimodal)), "statistic": self.statistic,
+            "bimodal_models": int(sum(self.bimodal)), "statistic": self.statistic, "device_drift": self.drift,
             "models": [{"name": n, "predicted_ms": float(p), "measured_ms": float(m)}
                        for n, p, m in zip(self.names, self.predicted_ms, self.measured_ms)],
         }
@@ -66,13 +67,32 @@ def compare(predictor: Predictor, specs: Sequence[ModelSpec], profiles: Sequence
 
 
 def validate(device: Device, predictor: Predictor, specs: Sequence[ModelSpec], *, threads: int = 1,
-             progress: bool = True, passes: int = MODEL_PASSES) -> ValidationResult:
+             progress: bool = True, passes: int = MODEL_PASSES,
+             drift_models: Sequence[tuple[ModelSpec, float]] = ()) -> ValidationResult:
     """Predict first (refuses uncovered ops before any measuring), then measure each model end to end, in
-    `passes` interleaved passes (as the calibration models were)."""
+    `passes` interleaved passes (as the calibration models were).
+
+    `drift_models`: (spec, latency measured at calibration time) pairs, re-measured in the same passes; the
+    median ratio new / old is the device's change of speed since the calibration (`ValidationResult.drift`).
+    """
     predictor.predict_ms(specs)
-    profiles = measure_specs(device, specs, threads=threads, progress=progress, label="validation models",
-                             passes=passes, seed=2)
-    return compare(predictor, specs, profiles)
+    again = [spec for spec, _ in drift_models]
+    profiles = measure_specs(device, list(specs) + again, threads=threads, progress=progress,
+                             label="validation models", passes=passes, seed=2)
+    result = compare(predictor, specs, profiles[:len(specs)])
+    if drift_models:
+        now = np.array([profile_value(p, predictor.statistic) for p in profiles[len(specs):]])
+        then = np.array([measured for _, measured in drift_models])
+        result.drift = float(np.median(now / then) - 1.0)
+    return result
+
+
+def stored_calibration_models(calibration: dict | None, count: int) -> list[tuple[ModelSpec, float]]:
+    """The first `count` (spec, measured ms) calibration points kept in a table (none in older tables)."""
+    from mnas.archfile import spec_from_dict
+
+    points = (calibration or {}).get("points") or []
+    return [(spec_from_dict(p["arch"], "calibration point"), float(p["measured_ms"])) for p in points[:count]]
 
 
 def write_scatter(result: ValidationResult, path: str | Path, title: str = "") -> Path:

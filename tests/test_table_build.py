@@ -13,7 +13,7 @@ from latency.opkeys import op_keys, overhead_key
 from latency.predictor import Predictor
 from latency.store import TableStore
 from latency.table_builder import build_table, calibrate, ops_of_space, ops_of_specs, table_fingerprint_key
-from latency.validate import validate, write_scatter
+from latency.validate import stored_calibration_models, validate, write_scatter
 from mnas import spaces, zoo
 from mnas.errors import UserError
 
@@ -79,9 +79,13 @@ def test_calibrate_and_validate_on_the_host(built, device, specs, tmp_path):
     assert [p[0] for p in points] == [s.name for s in specs]
     predictor = Predictor.load(path, device_key=table_fingerprint_key(device, 1))
     assert predictor.calibration == calibration
-    result = validate(device, predictor, specs, progress=False)
+    with TableStore.open(path) as store:
+        kept = stored_calibration_models(store.calibration(report.fingerprint_key), 1)
+    assert [spec for spec, _ in kept] == specs[:1] and kept[0][1] == points[0][2]  # the arch round-trips
+    result = validate(device, predictor, specs, progress=False, drift_models=kept)
     stats = result.to_dict()
     assert stats["n"] == 2 and 0 <= stats["within_10pct"] <= 1 and stats["rmspe"] >= 0
+    assert -0.9 < stats["device_drift"] < 9  # the same model on the same device, re-measured: a ratio, not junk
     assert all(m["measured_ms"] > 0 and m["predicted_ms"] > 0 for m in stats["models"])
     png = write_scatter(result, tmp_path / "scatter.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -155,6 +159,7 @@ def test_cli_validate_plot(run_cli, tmp_path):
     assert result.returncode == 0, result.stderr
     stats = json.loads(result.stdout)
     assert stats["n"] == 3 and {"within_5pct", "within_10pct", "rmspe"} <= set(stats)
+    assert isinstance(stats["device_drift"], float)  # the table kept its 2 calibration models and re-measured them
     assert (tmp_path / "v.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -80,6 +80,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=VALIDATION_SEED)
     p.add_argument("--passes", type=int, default=2,
                    help="interleaved passes over the models, median per model (default 2, as the calibration)")
+    p.add_argument("--drift-models", type=int, default=10, metavar="N",
+                   help="re-measure N of the table's calibration models in the same passes and report how much "
+                        "the device's speed changed since the calibration (default 10; 0 = off)")
     p.add_argument("--plot", type=Path, help="write a predicted-vs-measured scatter PNG here")
     p.add_argument("--force", action="store_true", help="use a table measured on another device")
     p.add_argument("--no-progress", action="store_true")
@@ -309,7 +312,8 @@ def _show(args: argparse.Namespace) -> int:
                                                                    else "median"),
                             "threads": info.get("threads"), "entries": counts[key], "by_type": kinds,
                             "overhead_ms": overhead.value(info.get("statistic") or "median") if overhead else None,
-                            "calibration": store.calibration(key), "builds": info.get("builds", []),
+                            "calibration": _calibration_summary(store.calibration(key)),
+                            "builds": info.get("builds", []),
                             "resolution": info.get("resolution"), "file": info.get("file")})
     payload = {"table": str(args.table), "format": meta.get("format"), "version": meta.get("version"),
                "created": meta.get("created"), "devices": devices}
@@ -334,11 +338,19 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibration_summary(calibration: dict | None) -> dict | None:
+    """The fitted terms; the stored calibration models only as a count (they are whole architectures)."""
+    if not calibration:
+        return calibration
+    points = calibration.get("points")
+    return {k: v for k, v in calibration.items() if k != "points"} | {"models_kept": len(points or [])}
+
+
 def _validate(args: argparse.Namespace) -> int:
     from latency.predictor import Predictor
     from latency.store import TableStore
     from latency.table_builder import random_specs, table_fingerprint_key
-    from latency.validate import validate, write_scatter
+    from latency.validate import stored_calibration_models, validate, write_scatter
 
     _positive(args.samples, "--samples")
     _positive(args.threads, "--threads")
@@ -349,6 +361,8 @@ def _validate(args: argparse.Namespace) -> int:
         predictor = Predictor.load(args.table, device_key=device_key, force=args.force)
         with TableStore.open(args.table) as store:
             build = _last_build(store, predictor.fingerprint_key)
+            drift_models = stored_calibration_models(store.calibration(predictor.fingerprint_key),
+                                                     max(0, args.drift_models))
         space_name = args.space or build.get("space")
         if not space_name:
             raise UserError(f"{args.table} records no search space; pass --space")
@@ -356,7 +370,7 @@ def _validate(args: argparse.Namespace) -> int:
         resolution = args.resolution or build.get("resolution") or 224
         specs = random_specs(space, args.samples, resolution, args.seed)
         result = validate(device, predictor, specs, threads=args.threads, progress=not args.no_progress,
-                          passes=args.passes)
+                          passes=args.passes, drift_models=drift_models)
     finally:
         device.close()
         for owner in owners:
@@ -372,6 +386,9 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"{result.n} random {space.name} architectures at {resolution} ({result.statistic} of the runs): "
               f"{payload['within_5pct']:.0%} within +-5%, {payload['within_10pct']:.0%} within +-10%, "
               f"RMSPE {payload['rmspe']:.1%} (noise floor +-{payload['noise_floor_rel_ci95'] or 0:.1%})")
+        if result.drift is not None:
+            print(f"device speed since the calibration: {result.drift:+.1%} ({len(drift_models)} calibration models "
+                  "re-measured; a drift of several % shows up as prediction error)")
     return 0
 
 
