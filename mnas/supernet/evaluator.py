@@ -37,6 +37,7 @@ from mnas.spaces.base import Sample, Space
 from mnas.spec import ModelSpec
 
 CHECKPOINT_NAME = "supernet.npz"
+CHECKPOINT_FORMAT = 2
 
 
 def resolve_space(space: Space | str | None) -> Space:
@@ -109,7 +110,9 @@ class SupernetEvaluator:
 
     # -- protocol ----------------------------------------------------------------------------------------
     def settings(self) -> dict:
-        return {"evaluator": self.name, "space": self.space.name, "steps_per_child": self.steps_per_child,
+        # format 2: plain tf.Variables + one-op Adam (a format-1 checkpoint holds Keras optimizer slots)
+        return {"evaluator": self.name, "format": CHECKPOINT_FORMAT, "space": self.space.name,
+                "steps_per_child": self.steps_per_child,
                 "warmup_steps": self.warmup_steps, "batch_size": self.batch_size, "val_batch": self.val_batch,
                 "proxy_resolution": self.proxy_resolution, "lr": self.learning_rate, "seed": self.seed,
                 "data": self._data_fingerprint, "train": len(self.data.y_train), "val": len(self.data.y_val)}
