@@ -8,7 +8,9 @@ Phases, all in one process (one TF import, one supernet trace), results written 
    evaluator, BN recalibrated).
 4. common yardstick: one-shot rewards and stand-alone rewards are on different scales (a path trained K steps vs a
    network trained E epochs), so the supernet search's best-so-far child (by one-shot reward) is retrained alone
-   at a few points of its run; "time to reach" compares stand-alone rewards of what each search picked.
+   at a few points of its run; "time to reach" compares stand-alone rewards of what each search picked. The pick
+   rule is `--pick` (best one-shot reward, TuNAS policy argmax, ENAS re-score; several at once: one yardstick
+   each, all on the same search); `--standalone-from` reuses an earlier run's stand-alone search and retrains.
 
 Latency is the analytic proxy LAT = MACs at 224px (`mnas.costs`), target = 0.8 x mnasnet-a1's MACs: the reward's
 latency term only needs ratios to the target, and MACs cost nothing to evaluate (the searches compare accuracy cost).
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -52,6 +55,20 @@ def main() -> int:
     p.add_argument("--reuse-standalone", default=None,
                    help="results.json of an earlier run (same seed/data/children): reuse its stand-alone "
                         "accuracies for the ranked children and stop after the Kendall tau")
+    p.add_argument("--pick", default="best",
+                   help="final-pick rule(s) of the supernet search, comma-separated (each gets its own yardstick): "
+                        "best (highest one-shot reward seen), argmax (TuNAS: the controller's most likely "
+                        "architecture), rescore (ENAS: top-k distinct children re-scored on the current weights)")
+    p.add_argument("--rescore-top", type=int, default=5, help="rescore: distinct candidates re-scored")
+    p.add_argument("--rescore-steps", type=int, default=2,
+                   help="rescore: path steps each candidate gets from the same snapshot of the shared weights")
+    p.add_argument("--rescore-batch", type=int, default=500,
+                   help="rescore: fresh held-out images (validation images after the first --val, used by "
+                        "neither search)")
+    p.add_argument("--standalone-from", default=None,
+                   help="results.json of an earlier run with the same space/controller/seed/data/epochs: reuse "
+                        "its stand-alone search and its stand-alone retrains (stand-alone training is "
+                        "deterministic for a seed) and run only the supernet side")
     p.add_argument("--out", default="benchmarks/results/supernet")
     p.add_argument("--resummarise", default=None, help="results.json of a finished run: recompute its yardstick "
                    "(time to reach each stand-alone level) and plot, run nothing")
@@ -59,6 +76,15 @@ def main() -> int:
     if args.resummarise:
         resummarise(Path(args.resummarise))
         return 0
+    from mnas.errors import UserError
+    from mnas.supernet.pick import parse_pick_rules
+
+    try:
+        rules = parse_pick_rules(args.pick)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    earlier = load_standalone(Path(args.standalone_from), args) if args.standalone_from else None
 
     from mnas import controllers, spaces
     from mnas.costs import count_macs
@@ -77,7 +103,11 @@ def main() -> int:
         (out / "results.json").write_text(json.dumps(results, indent=1))
 
     space = spaces.get(args.space)
-    data = load_proxy_data().subset(train=args.train, val=args.val)
+    full = load_proxy_data()
+    data = full.subset(train=args.train, val=args.val)
+    fresh = (full.x_val[args.val:args.val + args.rescore_batch], full.y_val[args.val:args.val + args.rescore_batch])
+    if "rescore" in rules and len(fresh[1]) < 2:
+        raise SystemExit(f"--pick rescore: no validation images left after --val {args.val} for a fresh batch")
     target = 0.8 * count_macs(zoo_get("mnasnet-a1")) / 1e6
     reward = Reward("soft", [target])
     results["latency_proxy"] = {"unit": "MMACs at 224px", "target": target}
@@ -111,7 +141,17 @@ def main() -> int:
     results["supernet_setup"]["shared_step_s"] = warm_s / max(1, args.warmup)
     print(f"warm-up {args.warmup} steps: {warm_s:.1f} s", flush=True)
     ctrl = controllers.create(args.controller, space, args.seed)
-    curve, child_s, ctrl_s = [], [], []
+    # the supernet's picks at a few points (retrained alone later). They are made inside the search (argmax needs
+    # the controller, rescore the shared weights of that moment); the time they take is kept off the search's
+    # clock (`paused`) and each pick's own cost is added to its wall time instead.
+    if args.yardstick_at:
+        points = sorted({min(args.supernet_children, max(1, int(n))) for n in args.yardstick_at.split(",")})
+    else:
+        points = sorted({max(1, int(round(args.supernet_children * f / args.yardstick_points)))
+                         for f in range(1, args.yardstick_points + 1)})
+    picker = Picker(space, sup, reward, lat, fresh, args.rescore_top, args.rescore_steps)
+    picks: dict[str, list[dict]] = {rule: [] for rule in rules}
+    curve, child_s, ctrl_s, paused = [], [], [], 0.0
     for i in range(args.supernet_children):
         c0 = time.perf_counter()
         sample = ctrl.ask(1)[0]
@@ -123,27 +163,23 @@ def main() -> int:
         c3 = time.perf_counter()
         child_s.append(c2 - c1)
         ctrl_s.append((c1 - c0) + (c3 - c2))
-        curve.append({"wall_s": time.perf_counter() - t0, "accuracy": result.accuracy, "reward": r,
+        curve.append({"wall_s": time.perf_counter() - t0 - paused, "accuracy": result.accuracy, "reward": r,
                       "sample": space.encode_sample(sample), "lat": lat(sample)})
         if i % 10 == 0:
             print(f"supernet child {i}: acc {result.accuracy:.3f} reward {r:.3f} ({c2 - c1:.1f} s)", flush=True)
+        if i + 1 in points:
+            p0 = time.perf_counter()
+            for rule in rules:
+                picks[rule].append(picker.pick(rule, curve, ctrl))
+            paused += time.perf_counter() - p0
+            print(f"picks after {i + 1} children: " + ", ".join(f"{k} {v[-1]['sample']}" for k, v in picks.items()),
+                  flush=True)
     results["supernet_search"] = {"curve": curve, "child_s_mean": float(np.mean(child_s)),
                                   "controller_update_s_mean": float(np.mean(ctrl_s)),
                                   "shared_step_s_in_search": float(np.mean([c / args.steps_per_child
-                                                                            for c in child_s]))}
+                                                                            for c in child_s])),
+                                  "pick_rules": rules, "picks_paused_s": paused}
     save()
-
-    # -- 4 (first half). the supernet's picks at a few points, to retrain alone later --------------------
-    if args.yardstick_at:
-        points = sorted({min(args.supernet_children, max(1, int(n))) for n in args.yardstick_at.split(",")})
-    else:
-        points = sorted({max(1, int(round(args.supernet_children * f / args.yardstick_points)))
-                         for f in range(1, args.yardstick_points + 1)})
-    picks = []
-    for n in points:
-        best = max(curve[:n], key=lambda c: c["reward"])
-        picks.append({"children": n, "wall_s": curve[n - 1]["wall_s"], "sample": best["sample"],
-                      "one_shot_reward": best["reward"], "lat": best["lat"]})
 
     # -- 2. Kendall tau --------------------------------------------------------------------------------
     rng = np.random.default_rng(args.seed + 7)
@@ -175,7 +211,10 @@ def main() -> int:
     ctrl = controllers.create(args.controller, space, args.seed)
     t0 = time.perf_counter()
     scurve = []
-    for i in range(args.standalone_children):
+    if earlier is not None:  # reused: same controller, seed and data, so the same children and accuracies
+        scurve = earlier["standalone_search"]["curve"][:args.standalone_children]
+        results["standalone_reused_from"] = args.standalone_from
+    for i in range(len(scurve), args.standalone_children):
         sample = ctrl.ask(1)[0]
         result = trainer.evaluate([space.to_spec(sample)])[0]
         r = reward(result.accuracy, [lat(sample)])
@@ -187,23 +226,100 @@ def main() -> int:
     save()
 
     # -- 4. the supernet's picks retrained alone -------------------------------------------------------
-    trained_s = {c["sample"]: c["child_s"] for c in scurve}  # a pick the stand-alone search trained: its time
-    retrained: dict = {}
-    for pick in picks:
-        if pick["sample"] not in retrained:
-            retrained[pick["sample"]] = trainer.evaluate([space.to_spec(space.decode_sample(pick["sample"]))])[0]
-        result = retrained[pick["sample"]]  # a cache hit (same child, same seed) reports ~0 s: use its first time
-        pick["standalone_accuracy"] = result.accuracy
-        pick["retrain_s"] = trained_s.get(pick["sample"], result.seconds)
-        pick["standalone_reward"] = reward(result.accuracy, [pick["lat"]])
-        print(f"supernet pick after {pick['children']} children ({pick['wall_s']:.0f} s): standalone reward "
-              f"{pick['standalone_reward']:.3f}", flush=True)
-    results["yardstick"] = yardstick(picks, scurve)
+    # sample -> (accuracy, seconds of its first training): what the stand-alone search (and an earlier run's
+    # retrains, when reused) already trained is not trained again; a repeat in this process would report ~0 s
+    known = {c["sample"]: (c["accuracy"], c["child_s"]) for c in scurve}
+    if earlier is not None:
+        for old in (earlier.get("yardstick_by_pick") or {"best": earlier.get("yardstick", {})}).values():
+            for pick in old.get("picks", []):
+                known.setdefault(pick["sample"], (pick["standalone_accuracy"], pick["retrain_s"]))
+    for rule in rules:
+        for pick in picks[rule]:
+            if pick["sample"] not in known:
+                result = trainer.evaluate([space.to_spec(space.decode_sample(pick["sample"]))])[0]
+                known[pick["sample"]] = (result.accuracy, result.seconds)
+            pick["standalone_accuracy"], pick["retrain_s"] = known[pick["sample"]]
+            pick["standalone_reward"] = reward(pick["standalone_accuracy"], [pick["lat"]])
+            print(f"{rule} pick after {pick['children']} children ({pick['wall_s']:.0f} s): standalone reward "
+                  f"{pick['standalone_reward']:.3f}", flush=True)
+        results.setdefault("yardstick_by_pick", {})[rule] = yardstick(picks[rule], scurve)
+        save()
+    results["yardstick"] = results["yardstick_by_pick"][rules[0]]
     results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     save()
     plot(results, out / "supernet_vs_standalone.png")
-    print(json.dumps({k: v for k, v in results["yardstick"].items() if k != "picks"}, indent=1))
+    for rule in rules:
+        print(rule, json.dumps([{k: lv[k] for k in ("standalone_children", "reward", "supernet_children", "speedup")}
+                                for lv in results["yardstick_by_pick"][rule]["levels"]]))
     return 0
+
+
+class Picker:
+    """The supernet search's pick at one moment, by rule (mnas/supernet/pick.py); returns the pick with its
+    wall time (the search's so far + what the pick itself cost)."""
+
+    def __init__(self, space, sup, reward, lat, fresh, top: int, steps: int) -> None:
+        self.space, self.sup, self.reward, self.lat = space, sup, reward, lat
+        self.fresh, self.top, self.steps = fresh, top, steps
+
+    def pick(self, rule: str, curve: list[dict], ctrl) -> dict:
+        from mnas.supernet.pick import best_by_reward, controller_argmax
+
+        n = len(curve)
+        t0 = time.perf_counter()
+        extra: dict = {}
+        if rule == "best":
+            best = best_by_reward(curve, n)
+            sample, one_shot = best["sample"], best["reward"]
+        elif rule == "argmax":
+            sample, one_shot = self.space.encode_sample(controller_argmax(ctrl)), None
+        else:
+            sample, one_shot, extra = self._rescore(curve)
+        cost = time.perf_counter() - t0 - extra.pop("rollback_s", 0.0)
+        return {"rule": rule, "children": n, "wall_s": curve[-1]["wall_s"] + cost, "pick_s": cost,
+                "sample": sample, "one_shot_reward": one_shot, "lat": self.lat(self.space.decode_sample(sample)),
+                **extra}
+
+    def _rescore(self, curve: list[dict]) -> tuple[str, float, dict]:
+        """ENAS-style: the top-k distinct children, each given `steps` path steps from the same snapshot of the
+        shared weights and scored on the fresh batch; the weights are rolled back after each, so the search goes
+        on unchanged (the rollbacks are a benchmark device: their time is reported, not charged to the pick)."""
+        from mnas.supernet.pick import rescore_pick, top_k_distinct
+
+        candidates = [c["sample"] for c in top_k_distinct(curve, len(curve), self.top)]
+        r0 = time.perf_counter()
+        snapshot = self.sup.snapshot() if self.steps else None
+        device_s = time.perf_counter() - r0  # snapshot + rollbacks: kept off the pick's cost
+
+        def score(encoded: str) -> float:
+            nonlocal device_s
+            sample = self.space.decode_sample(encoded)
+            if snapshot is not None:
+                self.sup.train_path(sample, self.steps)
+            accuracy = self.sup.score(sample, *self.fresh)
+            if snapshot is not None:
+                r1 = time.perf_counter()
+                self.sup.rollback(snapshot)
+                device_s += time.perf_counter() - r1
+            return self.reward(accuracy, [self.lat(sample)])
+
+        best, scores = rescore_pick(candidates, score)
+        return best, max(scores), {"candidates": candidates, "rescored": scores, "rollback_s": device_s,
+                                   "snapshot_and_rollback_s": device_s}
+
+
+def load_standalone(path: Path, args) -> dict:
+    """An earlier run whose stand-alone search this run can reuse: same space, controller, seed, data and
+    stand-alone training, and at least as many stand-alone children."""
+    earlier = json.loads(path.read_text())
+    theirs = earlier.get("args", {})
+    keys = ("space", "controller", "seed", "train", "val", "epochs", "batch_size")
+    differ = [f"{k}: {theirs.get(k)!r} != {getattr(args, k)!r}" for k in keys if theirs.get(k) != getattr(args, k)]
+    if differ:
+        raise SystemExit(f"--standalone-from {path}: other settings ({', '.join(differ)})")
+    if len(earlier.get("standalone_search", {}).get("curve", [])) < args.standalone_children:
+        raise SystemExit(f"--standalone-from {path}: fewer than {args.standalone_children} stand-alone children")
+    return earlier
 
 
 def yardstick(picks: list[dict], scurve: list[dict]) -> dict:
@@ -234,15 +350,22 @@ def yardstick(picks: list[dict], scurve: list[dict]) -> dict:
 def resummarise(path: Path) -> None:
     """Recompute the yardstick and plot of a finished run (results.json) without rerunning anything."""
     results = json.loads(path.read_text())
-    picks, scurve = results["yardstick"]["picks"], results["standalone_search"]["curve"]
+    scurve = results["standalone_search"]["curve"]
     trained_s = {c["sample"]: c["child_s"] for c in scurve}
-    for pick in picks:
-        pick["retrain_s"] = trained_s.get(pick["sample"], pick["retrain_s"])
-    load = results["yardstick"].get("load_avg_end")
-    results["yardstick"] = yardstick(picks, scurve) | ({"load_avg_end": load} if load else {})
+    by_pick = results.get("yardstick_by_pick") or {"best": results["yardstick"]}  # runs before --pick: best only
+    for rule, old in by_pick.items():
+        for pick in old["picks"]:
+            pick["retrain_s"] = trained_s.get(pick["sample"], pick["retrain_s"])
+        load = old.get("load_avg_end")
+        by_pick[rule] = yardstick(old["picks"], scurve) | ({"load_avg_end": load} if load else {})
+    first = results.get("supernet_search", {}).get("pick_rules", ["best"])[0]
+    results["yardstick"] = by_pick[first]
+    if "yardstick_by_pick" in results:
+        results["yardstick_by_pick"] = by_pick
     path.write_text(json.dumps(results, indent=1))
     plot(results, path.parent / "supernet_vs_standalone.png")
-    print(json.dumps(results["yardstick"]["levels"], indent=1))
+    for rule, y in by_pick.items():
+        print(rule, json.dumps(y["levels"], indent=1))
 
 
 def plot(results: dict, path: Path) -> None:
@@ -258,9 +381,10 @@ def plot(results: dict, path: Path) -> None:
              label="supernet (one-shot reward)")
     ax1.plot([c["wall_s"] for c in st], np.maximum.accumulate([c["reward"] for c in st]), "o-",
              label="stand-alone (reward)")
-    picks = results["yardstick"]["picks"]
-    ax1.plot([p["wall_s"] for p in picks], [p["standalone_reward"] for p in picks], "s--",
-             label="supernet pick, retrained alone")
+    by_pick = results.get("yardstick_by_pick") or {"best": results["yardstick"]}
+    for rule, y in by_pick.items():
+        ax1.plot([p["wall_s"] for p in y["picks"]], [p["standalone_reward"] for p in y["picks"]], "s--",
+                 label=f"supernet pick ({rule}), retrained alone")
     ax1.set_xlabel("search wall time (s), one CPU core (taskset)")
     ax1.set_ylabel("best reward so far (soft, MACs proxy)")
     ax1.legend()
@@ -274,7 +398,8 @@ def plot(results: dict, path: Path) -> None:
     else:  # no rank phase in this run: the same curves on a log time axis (the early part is what counts)
         ax2.plot([c["wall_s"] for c in sc], np.maximum.accumulate([c["reward"] for c in sc]))
         ax2.plot([c["wall_s"] for c in st], np.maximum.accumulate([c["reward"] for c in st]), "o-")
-        ax2.plot([p["wall_s"] for p in picks], [p["standalone_reward"] for p in picks], "s--")
+        for y in by_pick.values():
+            ax2.plot([p["wall_s"] for p in y["picks"]], [p["standalone_reward"] for p in y["picks"]], "s--")
         ax2.set_xscale("log")
         ax2.set_xlabel("search wall time (s, log)")
     fig.tight_layout()

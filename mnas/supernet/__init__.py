@@ -3,6 +3,7 @@
     model.py      the Keras supernet (`Supernet(space, num_classes)`; a sample tensor selects the path)
     evaluator.py  `SupernetEvaluator`: the `supernet` accuracy evaluator of `mnas search`
     rank.py       stand-alone retraining of chosen children and the Kendall tau of one-shot vs stand-alone
+    pick.py       final-pick rules of a one-shot search: best reward, policy argmax (TuNAS), re-score (ENAS)
 
 See docs/supernet.md. Importing this package does not import TF; its modules do.
 """

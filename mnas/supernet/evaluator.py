@@ -160,14 +160,31 @@ class SupernetEvaluator:
             self.steps += 1
         return loss
 
-    def score(self, sample: Sequence[int]) -> float:
-        """Accuracy of the path on the fixed held-out batch (one forward pass, this path's BN statistics)."""
+    def score(self, sample: Sequence[int], x: np.ndarray | None = None, y: np.ndarray | None = None) -> float:
+        """Accuracy of the path on the fixed held-out batch, or on (`x`, `y`) when given (e.g. a fresh batch to
+        re-score candidate picks); one forward pass with this path's BN statistics."""
         import tensorflow as tf
 
+        if (x is None) != (y is None):
+            raise ValueError("score needs both x and y, or neither")
+        x, y = (self._x_val, self._y_val) if x is None else (x, y)
         path = tf.constant(np.asarray(self.space.validate(sample), np.int32))
         with self._graph_options():
-            logits = self._logits(tf.constant(self._x_val), path).numpy()
-        return float(np.mean(np.argmax(logits, axis=-1) == self._y_val))
+            logits = self._logits(tf.constant(x), path).numpy()
+        return float(np.mean(np.argmax(logits, axis=-1) == y))
+
+    def snapshot(self) -> dict:
+        """In-memory copy of everything training changes (weights, Adam slots, counters, rng): `rollback` to it
+        after trying paths out (re-scoring picks) so the search continues as if they had not been trained."""
+        return {"weights": [np.array(w) for w in self.model.get_weights()],
+                "slots": [v.numpy().copy() for v in self.optimizer.variables],
+                "steps": self.steps, "rng": self.rng.bit_generator.state}
+
+    def rollback(self, snapshot: dict) -> None:
+        self.model.set_weights(snapshot["weights"])
+        for var, value in zip(self.optimizer.variables, snapshot["slots"]):
+            var.assign(value)
+        self.steps, self.rng.bit_generator.state = snapshot["steps"], snapshot["rng"]
 
     @contextlib.contextmanager
     def _graph_options(self):
