@@ -69,10 +69,6 @@ class Calibration:
     size_slope: tuple[tuple[int, float], ...] = ()  # (layer input size, extra slope) pairs
     ms_per_weight_mb: float = 0.0
 
-    def apply(self, raw_ms):
-        """The line part alone (exact for every kind but `features`, whose layer terms the predictor adds)."""
-        return self.slope * raw_ms + self.intercept_ms
-
     def layer_term(self, t_ms: float, layer: Layer) -> float:
         slope = self.slope + dict(self.size_slope).get(layer.in_size, 0.0)
         return slope * t_ms + (self.ms_per_weight_mb * weight_mb(layer) if self.ms_per_weight_mb else 0.0)
