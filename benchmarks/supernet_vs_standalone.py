@@ -39,7 +39,8 @@ def main() -> int:
     p.add_argument("--val", type=int, default=500, help="validation images (stand-alone evaluation)")
     p.add_argument("--score-batch", type=int, default=None,
                    help="supernet held-out batch (a seeded subset of the validation split; default: --val)")
-    p.add_argument("--warmup", type=int, default=200, help="supernet warm-up steps (uniform paths)")
+    p.add_argument("--warmup", type=int, default=0, help="supernet warm-up steps (uniform paths; default 0, "
+                   "the evaluator's)")
     p.add_argument("--steps-per-child", type=int, default=5)
     p.add_argument("--supernet-children", type=int, default=60)
     p.add_argument("--standalone-children", type=int, default=6)
@@ -68,7 +69,9 @@ def main() -> int:
     p.add_argument("--standalone-from", default=None,
                    help="results.json of an earlier run with the same space/controller/seed/data/epochs: reuse "
                         "its stand-alone search and its stand-alone retrains (stand-alone training is "
-                        "deterministic for a seed) and run only the supernet side")
+                        "deterministic for a seed) and run only the supernet side; with more "
+                        "--standalone-children than it holds, its search is replayed into the controller and "
+                        "continued")
     p.add_argument("--out", default="benchmarks/results/supernet")
     p.add_argument("--resummarise", default=None, help="results.json of a finished run: recompute its yardstick "
                    "(time to reach each stand-alone level) and plot, run nothing")
@@ -177,7 +180,8 @@ def main() -> int:
     results["supernet_search"] = {"curve": curve, "child_s_mean": float(np.mean(child_s)),
                                   "controller_update_s_mean": float(np.mean(ctrl_s)),
                                   "shared_step_s_in_search": float(np.mean([c / args.steps_per_child
-                                                                            for c in child_s])),
+                                                                            for c in child_s]))
+                                  if args.steps_per_child and child_s else None,
                                   "pick_rules": rules, "picks_paused_s": paused}
     save()
 
@@ -214,6 +218,12 @@ def main() -> int:
     if earlier is not None:  # reused: same controller, seed and data, so the same children and accuracies
         scurve = earlier["standalone_search"]["curve"][:args.standalone_children]
         results["standalone_reused_from"] = args.standalone_from
+        for c in scurve:  # replay them into the controller, so a longer search continues where that one stopped
+            sample = ctrl.ask(1)[0]
+            if space.encode_sample(sample) != c["sample"]:
+                raise SystemExit(f"--standalone-from: the controller asks for other children than {args.standalone_from}")
+            ctrl.tell([sample], [c["reward"]])
+        t0 -= scurve[-1]["wall_s"] if scurve else 0.0  # new children's wall times continue that run's clock
     for i in range(len(scurve), args.standalone_children):
         sample = ctrl.ask(1)[0]
         result = trainer.evaluate([space.to_spec(sample)])[0]
@@ -317,8 +327,6 @@ def load_standalone(path: Path, args) -> dict:
     differ = [f"{k}: {theirs.get(k)!r} != {getattr(args, k)!r}" for k in keys if theirs.get(k) != getattr(args, k)]
     if differ:
         raise SystemExit(f"--standalone-from {path}: other settings ({', '.join(differ)})")
-    if len(earlier.get("standalone_search", {}).get("curve", [])) < args.standalone_children:
-        raise SystemExit(f"--standalone-from {path}: fewer than {args.standalone_children} stand-alone children")
     return earlier
 
 

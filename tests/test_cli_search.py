@@ -36,6 +36,13 @@ def _one_line_error(proc, *needles: str) -> None:
     (["--space", "mnasnet"], ["at least one --device ID or --table FILE"]),
     (["--space", "mnasnet", "--device", "host", "--controller", "evolution", "--controller-opt", "size=3"],
      ["has no option 'size'"]),
+    (["--space", "mnasnet", "--device", "host", "--rank-children", "5"], ["use them with --evaluator supernet"]),
+    (["--space", "mnasnet", "--device", "host", "--evaluator", "supernet", "--evaluator-opt", "warmup=0"],
+     ["'warmup' is not an option of evaluator 'supernet'", "warmup_steps"]),
+    (["--space", "mnasnet", "--device", "host", "--evaluator", "supernet", "--evaluator-opt", "warmup_steps"],
+     ["--evaluator-opt must be KEY=VALUE"]),
+    (["--space", "mnasnet", "--device", "host", "--evaluator", "supernet", "--rank-children", "4",
+      "--retrain-epochs", "0"], ["--retrain-epochs must be >= 1"]),
 ])
 def test_bad_names_and_targets_are_one_line_exit_2(run_cli, tmp_path, args, needles):
     _one_line_error(run_cli("search", *args, "--out", tmp_path / "run"), *needles)
@@ -92,3 +99,30 @@ def test_tiny_search_end_to_end_then_resume_adds_nothing(run_cli, tmp_path, tabl
     resumed = json.loads(again.stdout)
     assert resumed["resumed"] and resumed["counts"]["new_this_run"] == 0
     assert resumed["best"] == summary["best"]
+
+
+@pytest.mark.slow
+def test_supernet_search_reports_the_retrained_pick_and_its_ranking(run_cli, tmp_path):
+    """`--evaluator supernet` on the full mnasnet space: options reach the evaluator, the chosen child and the
+    policy's argmax are retrained alone, and the Kendall tau of the search's reward signal is written (rank.csv,
+    rank.png) and summarised."""
+    out = tmp_path / "run"
+    proc = run_cli("search", "--space", "mnasnet", "--device", "host", "--target-ms", "5", "--controller", "reinforce",
+                   "--evaluator", "supernet", "--evaluator-opt", "steps_per_child=1", "--evaluator-opt", "val_batch=64",
+                   "--steps", "2", "--batch", "1", "--train-size", "128", "--val-size", "64", "--rank-children", "2",
+                   "--no-export", "--out", out, "--json", "--no-progress", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["settings"]["evaluator"] == "supernet" and summary["counts"]["children"] == 2
+    retrained = summary["one_shot"]["retrain"]
+    assert 0.0 <= retrained["one_shot_accuracy"] <= 1.0 and 0.0 <= retrained["standalone_accuracy"] <= 1.0
+    assert retrained["standalone_epochs"] == 1 and retrained["rule"] == "best one-shot reward"
+    assert retrained["standalone_reward"] > 0 and set(retrained["latency_ms"]) == {"host"}
+    # reinforce has a factorised policy: its most likely child (TuNAS's pick) is retrained and saved too
+    argmax = summary["one_shot"]["argmax"]
+    assert 0.0 <= argmax["standalone_accuracy"] <= 1.0 and argmax["latency_ms"]["host"] > 0
+    assert json.loads(Path(summary["files"]["argmax_json"]).read_text())["blocks"]
+    rank = summary["one_shot"]["rank"]
+    assert rank["children"] == 2 and rank["finetune_steps"] == 1
+    assert len(Path(summary["files"]["rank_csv"]).read_text().splitlines()) == 3
+    assert Path(summary["files"]["rank_png"]).stat().st_size > 1000

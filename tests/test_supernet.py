@@ -199,6 +199,33 @@ def test_search_loop_resumes_with_the_shared_weights(data, tmp_path):
         assert len(result.children) == 3 and all(0.0 <= c.accuracy <= 1.0 for c in result.children)
 
 
+@pytest.mark.slow
+def test_one_shot_check_retrains_the_pick_and_ranks_the_reward_signal(data, tmp_path):
+    from mnas.runstore import MemoryCache
+    from mnas.supernet.rank import one_shot_check, standalone_evaluator, write_rank
+
+    small = data.subset(train=256, val=100)
+    ev = SupernetEvaluator(small, space=SMALL, warmup_steps=5, steps_per_child=2, batch_size=32, val_batch=100)
+    trainer = standalone_evaluator(small, epochs=1, batch_size=64, cache=MemoryCache())
+    chosen = SMALL.to_spec(SMALL.sample_random(np.random.default_rng(3)))
+    ev.evaluate([chosen])  # the search: 5 warm-up steps, 2 on the child's path
+    report = one_shot_check(ev, chosen, trainer, rank_children=3, seed=0)
+    retrained = report["retrain"]
+    assert 0.0 <= retrained["one_shot_accuracy"] <= 1.0 and 0.0 <= retrained["standalone_accuracy"] <= 1.0
+    assert not retrained["cached"] and retrained["standalone_epochs"] == 1
+    rank = report["rank"]
+    # the ranked signal is the search's own: each child's path trained the evaluator's 2 steps, then scored
+    assert rank["children"] == 3 and rank["finetune_steps"] == 2 and ev.steps == 7 + 3 * 2
+    assert np.isnan(rank["kendall_tau"]) or -1.0 <= rank["kendall_tau"] <= 1.0
+    # the same trainer (the run store's cache in `mnas search`): a second check retrains nothing
+    again = one_shot_check(ev, chosen, trainer)
+    assert again["retrain"]["cached"] and again["retrain"]["standalone_accuracy"] == retrained["standalone_accuracy"]
+    write_rank(rank, tmp_path / "rank.csv", tmp_path / "rank.png")
+    lines = (tmp_path / "rank.csv").read_text().splitlines()
+    assert lines[0] == "sample,one_shot,standalone,standalone_s" and len(lines) == 4
+    assert (tmp_path / "rank.png").stat().st_size > 1000
+
+
 def test_switch_and_mask_routing_compute_the_same_path():
     # same seed -> same weights; `switch` runs one branch (identity for skipped layers), `mask` runs all
     nets = [Supernet(TINY, num_classes=10, seed=3, routing=r) for r in ("switch", "mask")]

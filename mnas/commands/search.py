@@ -1,14 +1,19 @@
 """`mnas search`: find an architecture for one (or several) devices at a latency target.
 
     mnas search --space SPACE (--device ID | --table FILE)... [--target-ms T[,T...]] [--reward soft|hard|abs]
-                [--controller ppo|reinforce|evolution|random] [--evaluator standalone] [--steps N] [--batch N]
+                [--controller ppo|reinforce|evolution|random] [--evaluator standalone|supernet] [--steps N] [--batch N]
+                [--evaluator-opt KEY=VALUE]... [--retrain-epochs E] [--rank-children K]
                 [--epochs E] [--seed S] [--data DIR|FILE.npz] [--resolution 224] [--proxy-resolution 32]
                 --out DIR [--resume] [--json]
 
 `--device` and `--table` may be repeated (a multi-device search), with one comma-separated --target-ms value
 per device, in the order given. Without --target-ms the target is 0.8 x the latency of mnasnet-a1 on each
 device/table (on --resume: the run's stored targets). Outputs in --out: run.db (the resumable run store),
-history.csv, pareto.png, best.json, best.tflite. The work is in `mnas.search`; this module parses flags.
+history.csv, pareto.png, best.json, best.tflite. With `--evaluator supernet` (one-shot accuracy), the chosen child
+and, for a reinforce controller, its policy's most likely child (argmax.json, TuNAS's pick) are retrained alone at
+the end (`--retrain-epochs`, default --epochs; 0: skip) and reported beside their one-shot accuracies, and `--rank-children K` adds the Kendall tau of the search's reward signal against stand-alone accuracy
+over K uniformly sampled children (rank.csv, rank.png); stand-alone results go to the run store, so a resumed run
+retrains nothing. The work is in `mnas.search` and `mnas.supernet.rank`; this module parses flags.
 """
 
 from __future__ import annotations
@@ -40,7 +45,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--controller", default="ppo", help="ppo | reinforce | evolution | random (default ppo)")
     p.add_argument("--controller-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="controller option, e.g. population=8 for evolution; repeatable")
-    p.add_argument("--evaluator", default="standalone", help="accuracy evaluator (default standalone)")
+    p.add_argument("--evaluator", default="standalone", help="accuracy evaluator: standalone | supernet "
+                                                                "(default standalone)")
+    p.add_argument("--evaluator-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="evaluator option, e.g. warmup_steps=0 or steps_per_child=5 for supernet; repeatable")
+    p.add_argument("--retrain-epochs", type=int, default=None,
+                   help="supernet: retrain the chosen child alone this many epochs at the end (default --epochs; "
+                        "0: skip)")
+    p.add_argument("--rank-children", type=int, default=0,
+                   help="supernet: Kendall tau of one-shot vs stand-alone accuracy over K sampled children "
+                        "(default 0)")
     p.add_argument("--steps", type=int, default=10, help="controller steps (default 10)")
     p.add_argument("--batch", type=int, default=4, help="children per controller step (default 4)")
     p.add_argument("--epochs", type=int, default=1, help="proxy training epochs per child (default 1)")
@@ -77,14 +91,37 @@ def parse_targets(text: str | None, n_sources: int) -> list[float] | None:
     return targets
 
 
-def parse_controller_opts(items: list[str]) -> dict:
+def check_one_shot_flags(args: argparse.Namespace) -> None:
+    if args.evaluator != "supernet" and (args.retrain_epochs is not None or args.rank_children):
+        raise UserError("--retrain-epochs and --rank-children check a one-shot search: use them with "
+                        "--evaluator supernet")
+    if args.rank_children < 0 or (args.retrain_epochs is not None and args.retrain_epochs < 0):
+        raise UserError("--retrain-epochs and --rank-children must be >= 0")
+    if args.rank_children and args.retrain_epochs == 0:
+        raise UserError("--rank-children needs stand-alone training: --retrain-epochs must be >= 1")
+
+
+def parse_evaluator_opts(name: str, items: list[str]) -> dict:
+    """KEY=VALUE options of the evaluator's constructor; a key it does not take is refused (not ignored)."""
+    from mnas import evaluators
+
+    options = parse_controller_opts(items, flag="--evaluator-opt")
+    known = evaluators.option_names(name)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise UserError(f"--evaluator-opt {unknown[0]!r} is not an option of evaluator {name!r} "
+                        f"(options: {', '.join(known)})")
+    return options
+
+
+def parse_controller_opts(items: list[str], flag: str = "--controller-opt") -> dict:
     import json
 
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UserError(f"--controller-opt must be KEY=VALUE, got {item!r}")
+            raise UserError(f"{flag} must be KEY=VALUE, got {item!r}")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -111,6 +148,8 @@ def _search(args: argparse.Namespace) -> int:
         raise UserError("give at least one --device ID or --table FILE to measure or predict latency")
     targets = parse_targets(args.target_ms, len(args.latency))
     controller_options = parse_controller_opts(args.controller_opt)
+    evaluator_options = parse_evaluator_opts(args.evaluator, args.evaluator_opt)
+    check_one_shot_flags(args)
     controllers.create(args.controller, space, args.seed, **controller_options)  # bad options fail here
     if args.resolution < 32 or args.proxy_resolution < 8:
         raise UserError("--resolution must be >= 32 and --proxy-resolution >= 8")
@@ -130,7 +169,7 @@ def _search(args: argparse.Namespace) -> int:
         data = load_proxy_data(args.data, resolution=args.proxy_resolution, seed=args.seed)
         if args.train_size or args.val_size:
             data = data.subset(args.train_size, args.val_size)
-        return _run(args, space, data, store, targets, controller_options, stored)
+        return _run(args, space, data, store, targets, controller_options, evaluator_options, stored)
     finally:
         store.close()
 
@@ -156,7 +195,7 @@ def _open_sources(args: argparse.Namespace, store) -> list:
     return sources
 
 
-def _run(args, space, data, store, targets, controller_options, stored: dict) -> int:
+def _run(args, space, data, store, targets, controller_options, evaluator_options, stored: dict) -> int:
     from mnas import evaluators
     from mnas.reward import Reward
     from mnas.search import (SearchSetup, check_targets, default_targets, latencies, run_search,
@@ -172,12 +211,18 @@ def _run(args, space, data, store, targets, controller_options, stored: dict) ->
     if targets is None:
         targets = default_targets(sources, args.resolution, DEFAULT_TARGET_FACTOR, DEFAULT_REFERENCE)
     check_targets(space, sources, targets, args.resolution)
-    evaluator = evaluators.create(args.evaluator, data=data, epochs=args.epochs, batch_size=args.batch_size,
-                                  proxy_resolution=args.proxy_resolution, seed=args.seed,
-                                  learning_rate=args.lr, cache=store.cache("accuracy"), space=space,
-                                  state_dir=Path(args.out) / args.evaluator)
+    try:
+        evaluator = evaluators.create(args.evaluator, data=data, epochs=args.epochs, batch_size=args.batch_size,
+                                      proxy_resolution=args.proxy_resolution, seed=args.seed,
+                                      learning_rate=args.lr, cache=store.cache("accuracy"), space=space,
+                                      state_dir=Path(args.out) / args.evaluator, **evaluator_options)
+    except (TypeError, ValueError) as err:  # a value of the wrong kind, e.g. warmup_steps=abc
+        if not evaluator_options:
+            raise
+        raise UserError(f"--evaluator-opt {evaluator_options}: {err}") from None
+    local_evaluator = evaluator
     if args.executor == "ray":
-        evaluator = _on_ray(args, evaluator, data, space)
+        evaluator = _on_ray(args, evaluator, data, space, evaluator_options)
     setup = SearchSetup(space=space, controller=args.controller, evaluator=evaluator, sources=sources,
                         reward=Reward(args.reward, targets), steps=args.steps, batch=args.batch, seed=args.seed,
                         resolution=args.resolution, controller_options=controller_options)
@@ -202,6 +247,11 @@ def _run(args, space, data, store, targets, controller_options, stored: dict) ->
                             "latency_ms_now": dict(zip(setup.source_names, ref_now))}
     summary["settings"] = {"space": space.name, "controller": args.controller, "reward": args.reward,
                            "evaluator": args.evaluator, "data": data.source, "proxy_classes": data.num_classes}
+    if args.evaluator == "supernet":
+        epochs = args.epochs if args.retrain_epochs is None else args.retrain_epochs
+        if epochs:
+            summary["one_shot"] = _one_shot_check(args, setup, local_evaluator, data, store, summary, epochs)
+            summary["files"].update(summary["one_shot"].pop("files"))
     if args.json:
         print_json(summary)
     else:
@@ -223,12 +273,81 @@ def _print_summary(summary: dict) -> None:
     print(f"reference {ref['name']}: " + ", ".join(
         f"{n} {v:.2f} ms (now {ref['latency_ms_now'][n]:.2f})" if v is not None else f"{n} not covered"
         for n, v in ref["latency_ms"].items()))
+    check = summary.get("one_shot")
+    if check:
+        for key, label in (("retrain", "best one-shot reward"), ("argmax", "policy argmax (TuNAS)")):
+            if key in check:
+                r = check[key]
+                print(f"one-shot check, {label}: one-shot accuracy {r['one_shot_accuracy']:.4f}, retrained alone "
+                      f"{r['standalone_epochs']} epoch(s) {r['standalone_accuracy']:.4f} "
+                      f"(reward {r['standalone_reward']:.4f})")
+        if "rank" in check:
+            rank = check["rank"]
+            print(f"one-shot ranking: Kendall tau {rank['kendall_tau']:.2f} (p {rank['p_value']:.2g}) over "
+                  f"{rank['children']} sampled children (1 = same order as stand-alone training)")
     for key, path in summary["files"].items():
         print(f"{key}: {path}")
     sys.stdout.flush()
 
 
-def _on_ray(args, evaluator, data, space):
+def _one_shot_check(args, setup, supernet, data, store, summary: dict, epochs: int) -> dict:
+    """One-shot rewards are not stand-alone rewards: retrain the chosen child alone (and, for a factorised policy,
+    the policy's most likely child, TuNAS's pick), put both on the stand-alone reward scale, and rank children on
+    request. Stand-alone results are cached in the run store, so a resumed run retrains nothing."""
+    from mnas.archfile import load_arch_file, save_arch_file
+    from mnas.search import latencies
+    from mnas.supernet.rank import one_shot_check, retrain, standalone_evaluator, write_rank
+
+    out = Path(args.out)
+    chosen = load_arch_file(out / "best.json")  # what write_outputs picked and saved
+    trainer = standalone_evaluator(data, epochs, args.batch_size, args.seed, args.lr, cache=store.cache("standalone"))
+
+    def progress(row) -> None:
+        if not args.no_progress:
+            print(f"rank child: one-shot {row.one_shot:.3f}, stand-alone {row.standalone:.3f}", file=sys.stderr,
+                  flush=True)
+
+    check = one_shot_check(supernet, chosen, trainer, args.rank_children, args.seed, progress)
+    best = summary["best"]
+    check["retrain"] |= {"rule": "best one-shot reward", "sample": best["sample"],
+                         "latency_ms": best["latency_ms"], "standalone_reward": setup.reward(
+                             check["retrain"]["standalone_accuracy"], list(best["latency_ms"].values()))}
+    files = {}
+    argmax = _policy_argmax(setup, store)
+    if argmax is not None:
+        spec = setup.space.to_spec(argmax, resolution=args.resolution)
+        row = retrain(spec, supernet, trainer=trainer)
+        lat = latencies(setup.sources, spec)
+        row |= {"rule": "policy argmax (TuNAS)", "sample": setup.space.encode_sample(argmax),
+                "latency_ms": dict(zip(setup.source_names, lat)),
+                "standalone_reward": setup.reward(row["standalone_accuracy"], lat)}
+        row.pop("detail", None)
+        check["argmax"] = row
+        files["argmax_json"] = str(save_arch_file(spec, out / "argmax.json"))
+    check["retrain"].pop("detail", None)
+    if "rank" in check:
+        write_rank(check["rank"], out / "rank.csv", out / "rank.png")
+        files |= {"rank_csv": str(out / "rank.csv"), "rank_png": str(out / "rank.png")}
+    return check | {"files": files}
+
+
+def _policy_argmax(setup, store):
+    """The most likely child of the controller's final policy, or None for a controller without a factorised one
+    (ppo's LSTM, evolution, random)."""
+    from mnas import controllers
+    from mnas.supernet.pick import argmax_sample
+
+    controller = controllers.create(setup.controller, setup.space, setup.seed, **setup.controller_options)
+    if not hasattr(controller, "probabilities"):
+        return None
+    last = store.last_closed_step()
+    if last is None:
+        return None
+    controller.load_state_dict(last[1])
+    return argmax_sample(controller.probabilities())
+
+
+def _on_ray(args, evaluator, data, space, evaluator_options: dict):
     """Children of a step train as parallel Ray tasks; the wrapper keeps the evaluator's name and settings, so a
     run started locally resumes on Ray and back."""
     import functools
@@ -239,5 +358,5 @@ def _on_ray(args, evaluator, data, space):
 
     factory = functools.partial(evaluators.create, args.evaluator, data=data, epochs=args.epochs,
                                 batch_size=args.batch_size, proxy_resolution=args.proxy_resolution,
-                                seed=args.seed, learning_rate=args.lr, space=space)
+                                seed=args.seed, learning_rate=args.lr, space=space, **evaluator_options)
     return ParallelEvaluator(evaluator, factory, executor_from_args(args))

@@ -37,3 +37,19 @@ def create(name: str, **kwargs: Any) -> Evaluator:
     check_name(name)
     module, attr = _FACTORIES[name].split(":")
     return getattr(importlib.import_module(module), attr)(**kwargs)
+
+
+# set by `mnas search` itself, not by --evaluator-opt
+_RESERVED = {"self", "data", "epochs", "batch_size", "proxy_resolution", "seed", "cache", "learning_rate", "space",
+             "state_dir"}
+
+
+def option_names(name: str) -> list[str]:
+    """The constructor options of evaluator `name` a user may set (`--evaluator-opt KEY=VALUE`)."""
+    import inspect
+
+    check_name(name)
+    module, attr = _FACTORIES[name].split(":")
+    params = inspect.signature(getattr(importlib.import_module(module), attr).__init__).parameters
+    return sorted(k for k, p in params.items()
+                  if k not in _RESERVED and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))

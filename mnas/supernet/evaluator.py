@@ -1,7 +1,8 @@
 """`supernet`: the weight-sharing accuracy evaluator (ENAS / TuNAS style), behind the `standalone` protocol.
 
-`evaluate(specs)`: on the first call, W warm-up steps on uniformly sampled paths; then for each spec, K shared-weight
-training steps on its path (train split, batches drawn with the evaluator's own seeded rng) and its accuracy on a
+`evaluate(specs)`: on the first call, W warm-up steps on uniformly sampled paths (W = 0 by default: on the full
+mnasnet space a few hundred uniform steps train nothing and the search found worse children after them; see
+docs/supernet.md); then for each spec, K shared-weight training steps on its path (train split, batches drawn with the evaluator's own seeded rng) and its accuracy on a
 fixed held-out batch of the validation split. The accuracy is the one-shot estimate of ACC(m) for the reward.
 
 Specs -> paths: a spec made by `Space.to_spec` carries its sample in `spec.extra["sample"]`; a spec without it
@@ -79,7 +80,7 @@ class SupernetEvaluator:
     name = "supernet"
 
     def __init__(self, data: ProxyData, space: Space | str | None = None, steps_per_child: int = 5,
-                 warmup_steps: int = 200, batch_size: int = 64, val_batch: int = 500, proxy_resolution: int = 32,
+                 warmup_steps: int = 0, batch_size: int = 64, val_batch: int = 500, proxy_resolution: int = 32,
                  learning_rate: float = 1e-3, seed: int = 0, state_dir: str | Path | None = None,
                  checkpoint_every: int = 10, routing: str | None = None, grappler: bool = False,
                  **_ignored: object) -> None:
