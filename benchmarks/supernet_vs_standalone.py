@@ -207,7 +207,9 @@ def main() -> int:
         print(f"kendall tau {rank['kendall_tau']:.3f} (p {rank['p_value']:.3g}) over {rank['children']}",
               flush=True)
     if reused is not None:
-        plot_rank(results, out / "rank.png")
+        from mnas.supernet.rank import write_rank
+
+        write_rank(results["rank"], out / "rank.csv", out / "rank.png")
         return 0
 
     # -- 3. stand-alone search -------------------------------------------------------------------------
@@ -411,22 +413,6 @@ def plot(results: dict, path: Path) -> None:
             ax2.plot([p["wall_s"] for p in y["picks"]], [p["standalone_reward"] for p in y["picks"]], "s--")
         ax2.set_xscale("log")
         ax2.set_xlabel("search wall time (s, log)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-
-
-def plot_rank(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = results["rank"]["rows"]
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    ax.scatter([r["one_shot"] for r in rows], [r["standalone"] for r in rows])
-    ax.set_xlabel(f"one-shot accuracy ({results['rank']['finetune_steps']} path steps, shared weights)")
-    ax.set_ylabel("stand-alone accuracy")
-    ax.set_title(f"Kendall tau {results['rank']['kendall_tau']:.2f} over {len(rows)} children")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
