@@ -14,9 +14,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-from mnas.runstore import ResultCache
+import numpy as np
+
 from mnas.data import ProxyData
 from mnas.evaluators.standalone import StandaloneEvaluator
+from mnas.runstore import ResultCache
 from mnas.spec import ModelSpec
 from mnas.supernet.evaluator import SupernetEvaluator
 
@@ -67,8 +69,6 @@ def one_shot_check(supernet: SupernetEvaluator, chosen: ModelSpec, trainer: Stan
     """The end-of-search report of a one-shot search: `chosen` retrained alone beside its one-shot accuracy and,
     when `rank_children` > 0, the Kendall tau between the search's reward signal (each child's path trained the
     evaluator's K steps, then scored) and stand-alone accuracy over that many uniformly sampled children."""
-    import numpy as np
-
     report = {"retrain": retrain(chosen, supernet, trainer=trainer)}
     if rank_children > 0:
         rng = np.random.default_rng(seed + 7)
