@@ -96,15 +96,21 @@ class SearchResult:
     seconds: float
 
 
+def restored_controller(setup: SearchSetup, store: RunStore):
+    """The controller as the store's last closed step left it, and that step (None: a fresh controller)."""
+    controller = controllers.create(setup.controller, setup.space, setup.seed, **setup.controller_options)
+    last = store.last_closed_step()
+    if last is not None:
+        controller.load_state_dict(last[1])
+    return controller, last
+
+
 def run_search(setup: SearchSetup, store: RunStore, resume: bool = False, progress: bool = True,
                on_child: Callable[[ChildRecord], None] | None = None) -> SearchResult:
     """Run (or continue) the search until `setup.steps` steps are closed in `store`."""
     start = time.perf_counter()
     resumed = store.start_or_resume(setup.settings(), resume)
-    controller = controllers.create(setup.controller, setup.space, setup.seed, **setup.controller_options)
-    last = store.last_closed_step()
-    if last is not None:
-        controller.load_state_dict(last[1])
+    controller, last = restored_controller(setup, store)
     next_step = 0 if last is None else last[0] + 1
     total = setup.steps * setup.batch
     done_before = store.count_children()

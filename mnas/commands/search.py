@@ -334,16 +334,12 @@ def _one_shot_check(args, setup, supernet, data, store, summary: dict, epochs: i
 def _policy_argmax(setup, store):
     """The most likely child of the controller's final policy, or None for a controller without a factorised one
     (ppo's LSTM, evolution, random)."""
-    from mnas import controllers
+    from mnas.search import restored_controller
     from mnas.supernet.pick import argmax_sample
 
-    controller = controllers.create(setup.controller, setup.space, setup.seed, **setup.controller_options)
-    if not hasattr(controller, "probabilities"):
+    controller, last = restored_controller(setup, store)
+    if last is None or not hasattr(controller, "probabilities"):
         return None
-    last = store.last_closed_step()
-    if last is None:
-        return None
-    controller.load_state_dict(last[1])
     return argmax_sample(controller.probabilities())
 
 
