@@ -27,6 +27,8 @@ def main() -> int:
     p.add_argument("--steps-per-child", type=int, default=10)
     p.add_argument("--children", type=int, default=3, help="timed children (K steps + score)")
     p.add_argument("--routing", default=None, help="Supernet routing (default: the evaluator's)")
+    p.add_argument("--update", default="all", help="Adam on every shared weight (all, the evaluator's default) or on "
+                   "the path's weights only (path)")
     p.add_argument("--grappler", action="store_true", help="optimise the steps' graphs with grappler (off by default)")
     p.add_argument("--out", default=None)
     args = p.parse_args()
@@ -37,12 +39,14 @@ def main() -> int:
 
     space = spaces.get(args.space)
     data = load_proxy_data().subset(train=args.train, val=args.val)
-    extra = {"grappler": args.grappler} | ({} if args.routing is None else {"routing": args.routing})
+    extra = {"grappler": args.grappler, "update": args.update}
+    extra |= {} if args.routing is None else {"routing": args.routing}
     t0 = time.perf_counter()
     sup = SupernetEvaluator(data, space=space, warmup_steps=0, steps_per_child=args.steps_per_child,
                             batch_size=args.batch_size, val_batch=args.val, **extra)
     out: dict = {"args": vars(args), "load_avg": os.getloadavg(), "params": int(sup.model.count_params()),
-                 "routing": sup.model.routing, "grappler": sup.grappler, "build_s": time.perf_counter() - t0}
+                 "routing": sup.model.routing, "grappler": sup.grappler, "update": sup.update,
+                 "build_s": time.perf_counter() - t0}
     rng = np.random.default_rng(99)
     t0 = time.perf_counter()
     sup.trace()

@@ -142,6 +142,38 @@ def test_evaluator_settings_name_the_space(data):
         SupernetEvaluator(data, space="mobilenetv3")
 
 
+def _sample_with(space, **values) -> tuple[int, ...]:
+    """The first option of every choice, except `values` (tag with '/' as '__')."""
+    sample = [0] * len(space.choices)
+    for tag, value in values.items():
+        tag = tag.replace("__", "/")
+        sample[[c.tag for c in space.choices].index(tag)] = _index(space, tag, value)
+    return tuple(sample)
+
+
+@pytest.mark.parametrize("update", ["path", "all"])
+def test_path_update_leaves_weights_off_the_path_alone(data, update):
+    ev = SupernetEvaluator(data, space=TINY, steps_per_child=1, batch_size=8, val_batch=16, update=update)
+    blocks = ev.model.blocks_weights
+    # b0: dsconv without SE; b1: mbconv6 with one layer (its layers 1 and 2 are off the path)
+    path = _sample_with(TINY, b0__op="dsconv", b0__se=0.0, b1__op="mbconv6", b1__layers=1, b1__se=0.25)
+    on = [blocks[0][0]["ds_dw"], blocks[0][0]["ds_project"], blocks[1][0]["ir_expand"], blocks[1][0]["ir_se"][0],
+          ev.model.stem_kernel, ev.model.classifier_kernel]
+    # off the path, but trained by `other` first (so they have momentum): b0's conv, b1's layers 1 and 2
+    other = _sample_with(TINY, b0__op="conv", b1__op="mbconv6", b1__layers=3)
+    off = [blocks[0][0]["conv"], blocks[1][1]["ir_expand"], blocks[1][2]["ir_project"]]
+    ev.train_path(other, 2)  # the classifier starts at zero: the first step gives the body no gradient
+    before = [v.numpy().copy() for v in on + off]
+    ev.train_path(path, 2)
+    moved = [not np.array_equal(b, v.numpy()) for b, v in zip(before, on + off)]
+    assert all(moved[:len(on)])
+    # `all`: weights off the path get a zero gradient and still move by their momentum; `path` leaves them alone
+    assert not any(moved[len(on):]) if update == "path" else all(moved[len(on):])
+    assert ev.settings().get("update", "all") == update and ev.traces == 1
+    with pytest.raises(UserError, match="update"):
+        SupernetEvaluator(data, space=TINY, update="lazy")
+
+
 def test_kendall_tau_of_orderings():
     from mnas.supernet.rank import kendall_tau
 

@@ -125,6 +125,10 @@ def plan_space(space: Space) -> list[StagePlan]:
     return plans
 
 
+def _as_list(weights) -> list[tf.Variable]:
+    return list(weights) if isinstance(weights, tuple) else [weights]
+
+
 def _channel_mask(width, channels: int) -> tf.Tensor:
     """[channels] float mask with ones on the first `width` channels."""
     return tf.cast(tf.range(channels) < width, tf.float32)
@@ -272,6 +276,29 @@ class Supernet:
                 self._add(f"{name}_reduce_bias", (squeeze,), "zeros"),
                 self._conv_weight(f"{name}_expand", (1, 1, squeeze, channels)),
                 self._add(f"{name}_expand_bias", (channels,), "zeros"))
+
+    def path_groups(self, sample) -> list[tuple[tf.Tensor, list[tf.Variable]]]:
+        """(on_path, variables) for every op branch of every layer, and for its SE weights: a bool tensor that is
+        false when the path does not run those weights (another op, a layer beyond the path's depth, SE off).
+
+        For the optimizer's path-only update (PyTorch one-shot NAS behaves so: a branch off the path has no
+        gradient and Adam skips it). The stem, head, classifier and skip projections are in no group."""
+        sample = tf.cast(tf.reshape(sample, [self.num_choices]), tf.int32)
+        groups: list[tuple[tf.Tensor, list[tf.Variable]]] = []
+        for plan, layers in zip(self.plans, self.blocks_weights):
+            code = tf.gather(tf.constant(plan.op_branch, tf.int32), sample[plan.first_choice])
+            se_on = tf.gather(tf.constant(plan.se_on, tf.float32), sample[plan.first_choice + 2]) > 0.5
+            n_layers = tf.gather(tf.constant(plan.layer_counts, tf.int32), sample[plan.first_choice + 5])
+            for j, w in enumerate(layers):
+                for branch, prefix in ((BRANCH_CONV, "conv"), (BRANCH_DS, "ds_"), (BRANCH_MBCONV, "ir_")):
+                    keys = [k for k in w if k.startswith(prefix)]
+                    if not keys:
+                        continue
+                    runs = tf.equal(code, branch) if j == 0 else tf.logical_and(j < n_layers, tf.equal(code, branch))
+                    se = [k for k in keys if k.endswith("_se")]
+                    groups.append((runs, [v for k in keys if k not in se for v in _as_list(w[k])]))
+                    groups.append((tf.logical_and(runs, se_on), [v for k in se for v in _as_list(w[k])]))
+        return groups
 
     # -- forward --------------------------------------------------------------------------------------
     def __call__(self, images, sample, training=None) -> tf.Tensor:
