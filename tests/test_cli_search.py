@@ -122,6 +122,13 @@ def test_supernet_search_reports_the_retrained_pick_and_its_ranking(run_cli, tmp
     argmax = summary["one_shot"]["argmax"]
     assert 0.0 <= argmax["standalone_accuracy"] <= 1.0 and argmax["latency_ms"]["host"] > 0
     assert json.loads(Path(summary["files"]["argmax_json"]).read_text())["blocks"]
+    # one answer: the retrained child with the higher stand-alone reward, saved as picked.json
+    pick = summary["one_shot"]["pick"]
+    higher = max((retrained, argmax), key=lambda r: r["standalone_reward"])
+    assert pick["rule"] == higher["rule"] and pick["standalone_reward"] == higher["standalone_reward"]
+    picked = json.loads(Path(summary["files"]["picked_json"]).read_text())
+    source = "best.json" if pick["rule"] == retrained["rule"] else "argmax.json"
+    assert picked["blocks"] == json.loads((out / source).read_text())["blocks"]
     rank = summary["one_shot"]["rank"]
     assert rank["children"] == 2 and rank["finetune_steps"] == 1
     assert len(Path(summary["files"]["rank_csv"]).read_text().splitlines()) == 3

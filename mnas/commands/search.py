@@ -11,9 +11,10 @@ per device, in the order given. Without --target-ms the target is 0.8 x the late
 device/table (on --resume: the run's stored targets). Outputs in --out: run.db (the resumable run store),
 history.csv, pareto.png, best.json, best.tflite. With `--evaluator supernet` (one-shot accuracy), the chosen child
 and, for a reinforce controller, its policy's most likely child (argmax.json, TuNAS's pick) are retrained alone at
-the end (`--retrain-epochs`, default --epochs; 0: skip) and reported beside their one-shot accuracies, and `--rank-children K` adds the Kendall tau of the search's reward signal against stand-alone accuracy
-over K uniformly sampled children (rank.csv, rank.png); stand-alone results go to the run store, so a resumed run
-retrains nothing. The work is in `mnas.search` and `mnas.supernet.rank`; this module parses flags.
+the end (`--retrain-epochs`, default --epochs; 0: skip) and reported beside their one-shot accuracies; the one with
+the higher stand-alone reward is the pick (picked.json). `--rank-children K` adds the Kendall tau of the search's
+reward signal against stand-alone accuracy over K uniformly sampled children (rank.csv, rank.png); stand-alone
+results go to the run store, so a resumed run retrains nothing. The work is in `mnas.search` and `mnas.supernet.rank`; this module parses flags.
 """
 
 from __future__ import annotations
@@ -281,6 +282,9 @@ def _print_summary(summary: dict) -> None:
                 print(f"one-shot check, {label}: one-shot accuracy {r['one_shot_accuracy']:.4f}, retrained alone "
                       f"{r['standalone_epochs']} epoch(s) {r['standalone_accuracy']:.4f} "
                       f"(reward {r['standalone_reward']:.4f})")
+        if "pick" in check:
+            print(f"one-shot pick: {check['pick']['rule']} (the higher stand-alone reward, "
+                  f"{check['pick']['standalone_reward']:.4f}): picked.json")
         if "rank" in check:
             rank = check["rank"]
             print(f"one-shot ranking: Kendall tau {rank['kendall_tau']:.2f} (p {rank['p_value']:.2g}) over "
@@ -325,6 +329,12 @@ def _one_shot_check(args, setup, supernet, data, store, summary: dict, epochs: i
         check["argmax"] = row
         files["argmax_json"] = str(save_arch_file(spec, out / "argmax.json"))
     check["retrain"].pop("detail", None)
+    # one answer: the retrained child with the higher stand-alone reward (the benchmarks' `best|argmax` rule; no
+    # single rule was better in every seed, docs/supernet.md)
+    pick = max((check[k] for k in ("retrain", "argmax") if k in check), key=lambda r: r["standalone_reward"])
+    check["pick"] = {k: pick[k] for k in ("rule", "sample", "standalone_accuracy", "standalone_reward", "latency_ms")}
+    picked = chosen if pick is check["retrain"] else setup.space.to_spec(argmax, resolution=args.resolution)
+    files["picked_json"] = str(save_arch_file(picked, out / "picked.json"))
     if "rank" in check:
         write_rank(check["rank"], out / "rank.csv", out / "rank.png")
         files |= {"rank_csv": str(out / "rank.csv"), "rank_png": str(out / "rank.png")}
