@@ -10,6 +10,8 @@ chance on the 10-class proxy) and the held-out accuracy of 4 paths drawn the sam
 
     taskset -c 1 .venv/bin/python benchmarks/supernet_warmup.py --steps 150 \
         --variants none,op,kernel,se,skip,filters,layers,all,op:2,3 --out benchmarks/results/supernet_warmup
+    taskset -c 1 .venv/bin/python benchmarks/supernet_warmup.py --space ofa-mbv3 --steps 150 --variants none,all \
+        --out benchmarks/results/supernet_warmup_ofa      # the layer-wise supernet (partial variants: mnasnet kinds)
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ CHOICE_KINDS = ("op", "kernel", "se", "skip", "filters", "layers")  # the order 
 def parse_variant(text: str) -> tuple[set[str], dict[str, tuple[int, ...]]]:
     """'op+skip' -> ({op, skip}, {}); 'op:2,3' -> ({op}, {op: (2, 3)}); 'all' / 'none'."""
     if text == "all":
-        return set(CHOICE_KINDS), {}
+        return {"*"}, {}  # every choice of the space (layer-wise spaces have other kinds: depth, expand, act)
     if text == "none":
         return set(), {}
     free, pools = set(), {}
@@ -86,7 +88,7 @@ def main() -> int:
         sample = list(space.sample_random(rng))
         path = []
         for i, kind in enumerate(kinds):
-            if kind not in free:
+            if kind not in free and "*" not in free:
                 path.append(reference[i])
             elif kind in pools:
                 allowed = [v for v in pools[kind] if v < len(space.choices[i].options)]

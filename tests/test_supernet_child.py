@@ -14,11 +14,16 @@ tf = pytest.importorskip("tensorflow")
 
 from mnas.builder import build_keras  # noqa: E402
 from mnas.spaces.mnasnet import mixnet_space, mnasnet_space  # noqa: E402
+from mnas.spaces import get as get_space  # noqa: E402
+from mnas.spaces.layerwise import mobilenetv3_space  # noqa: E402
+from mnas.supernet.layerwise import LayerwiseSupernet  # noqa: E402
 from mnas.supernet.model import Supernet  # noqa: E402
 
 # every op, kernel, SE, skip (pool with and without projection), width and layer-count option occurs
 TINY = mnasnet_space("tiny-mnasnet", skeleton=((16, 1, 1), (24, 2, 2), (32, 2, 1)))
 MIX = mixnet_space("tiny-mixnet", skeleton=((16, 1, 1), (24, 2, 2)))
+# MobileNetV3's per-layer choices (expansion, kernel, SE, activation, skippable layers) on a three-stage skeleton
+TINY_MBV3 = mobilenetv3_space("tiny-mobilenetv3", skeleton=((16, 1, 1), (24, 3, 2), (40, 2, 2)))
 
 
 def _centre(kernel: np.ndarray, k: int) -> np.ndarray:
@@ -92,6 +97,46 @@ def child_with_shared_weights(net: Supernet, sample):
     return model
 
 
+def _kept_plans(net: LayerwiseSupernet, sample) -> list:
+    """The layer positions the path runs, in order (what `spec.layers()` lists as its MBConv layers)."""
+    kept = []
+    for plan in net.layer_plans:
+        rule = plan.kept_by
+        if rule[0] == "always" or (rule[0] == "depth" and rule[2][sample[rule[1]]] > plan.index) or \
+                (rule[0] == "skip" and sample[rule[1]] == 0):
+            kept.append(plan)
+    return kept
+
+
+def layerwise_child_with_shared_weights(net: LayerwiseSupernet, sample):
+    """build_keras of a layer-wise path's spec (dropout 0), its weights sliced from the supernet's."""
+    spec = net.space.to_spec(sample, resolution=net.resolution, num_classes=net.num_classes).replace(dropout=0.0)
+    model = build_keras(spec)
+    model.get_layer("stem_conv").set_weights([np.asarray(net.stem_kernel)])
+    _bn(model.get_layer("stem_bn"), *net.stem_bn, net.stem_filters)
+    layers = [layer for layer in spec.layers() if layer.kind == "ir"]
+    plans = _kept_plans(net, sample)
+    assert len(layers) == len(plans)
+    for layer, plan in zip(layers, plans):
+        w = net.layers_weights[net.layer_plans.index(plan)]
+        p, cin, mid = f"b{layer.block_index}_{layer.repeat_index}", layer.in_channels, layer.expanded
+        assert (cin, layer.out_channels) == (plan.cin, plan.cout)
+        if layer.has_expand:
+            model.get_layer(f"{p}_expand").set_weights([np.asarray(w["expand"])[:, :, :cin, :mid]])
+            _bn(model.get_layer(f"{p}_expand_bn"), *w["expand_bn"], mid)
+        _dw(model, f"{p}_dw", w["dw"], mid, layer.kernel_sizes)
+        _bn(model.get_layer(f"{p}_dw_bn"), *w["dw_bn"], mid)
+        if layer.se_channels:
+            _se(model, f"{p}_se", w["se"], mid, layer.se_channels)
+        model.get_layer(f"{p}_project").set_weights([np.asarray(w["project"])[:, :, :mid, :]])
+        _bn(model.get_layer(f"{p}_project_bn"), *w["project_bn"], layer.out_channels)
+    model.get_layer("head_conv").set_weights([np.asarray(net.head_kernel)])
+    _bn(model.get_layer("head_bn"), *net.head_bn, net.head_filters)
+    model.get_layer("final_conv").set_weights([np.asarray(net.final_kernel), np.asarray(net.final_bias)])
+    model.get_layer("classifier").set_weights([np.asarray(net.classifier_kernel), np.asarray(net.classifier_bias)])
+    return model
+
+
 def _randomise(net: Supernet, seed: int) -> None:
     """Non-trivial BN and classifier parameters (they start at 1 / 0), so every weight shows in the logits."""
     rng = np.random.default_rng(seed)
@@ -118,6 +163,24 @@ def test_paths_compute_the_child_they_name(space):
         samples.append(sample)
     for sample in samples:
         child = child_with_shared_weights(net, sample)
+        want = child(x, training=True).numpy()
+        got = forward(x, tf.constant(sample, tf.int32)).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3, err_msg=space.encode_sample(sample))
+
+
+@pytest.mark.parametrize("space", [TINY_MBV3, get_space("ofa-mbv3")], ids=["mobilenetv3", "ofa-mbv3"])
+def test_layerwise_paths_compute_the_child_they_name(space):
+    """ofa-mbv3 in full (its fixed first block, elastic depth, every kernel / expansion); mobilenetv3's choices
+    (SE, h-swish, skipped layers) on a small skeleton."""
+    net = LayerwiseSupernet(space, num_classes=10, resolution=32, seed=1)
+    _randomise(net, 2)
+    x = tf.random.normal([8, 32, 32, 3], seed=3)
+    rng = np.random.default_rng(5)
+    forward = tf.function(lambda images, path: net(images, path))
+    samples = [space.sample_random(rng) for _ in range(5)]
+    samples += [tuple(len(c.options) - 1 for c in space.choices), tuple(0 for _ in space.choices)]  # extremes
+    for sample in samples:
+        child = layerwise_child_with_shared_weights(net, sample)
         want = child(x, training=True).numpy()
         got = forward(x, tf.constant(sample, tf.int32)).numpy()
         np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3, err_msg=space.encode_sample(sample))

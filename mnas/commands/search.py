@@ -303,7 +303,10 @@ def _one_shot_check(args, setup, supernet, data, store, summary: dict, epochs: i
     from mnas.supernet.rank import one_shot_check, retrain, standalone_evaluator, write_rank
 
     out = Path(args.out)
-    chosen = load_arch_file(out / "best.json")  # what write_outputs picked and saved
+    best = summary["best"]
+    # what write_outputs picked and saved, as its path (the arch file has no sample to score it by)
+    chosen = setup.space.to_spec(setup.space.validate(best["sample"]), resolution=args.resolution) \
+        if best.get("sample") is not None else load_arch_file(out / "best.json")
     trainer = standalone_evaluator(data, epochs, args.batch_size, args.seed, args.lr, cache=store.cache("standalone"))
 
     def progress(row) -> None:
@@ -312,7 +315,6 @@ def _one_shot_check(args, setup, supernet, data, store, summary: dict, epochs: i
                   flush=True)
 
     check = one_shot_check(supernet, chosen, trainer, args.rank_children, args.seed, progress)
-    best = summary["best"]
     check["retrain"] |= {"rule": "best one-shot reward", "sample": best["sample"],
                          "latency_ms": best["latency_ms"], "standalone_reward": setup.reward(
                              check["retrain"]["standalone_accuracy"], list(best["latency_ms"].values()))}

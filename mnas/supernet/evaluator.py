@@ -62,23 +62,60 @@ def sample_of(space: Space, spec: ModelSpec) -> Sample:
     if extra.get("space") not in (None, space.name):
         raise UserError(f"spec {spec.name!r} comes from space {extra['space']!r}, the supernet holds {space.name!r}")
     blocks = list(spec.blocks)
-    stage_values, width = [], int(space.params.get("stem_filters", 32))
-    for stage in space.stages:
-        found = None
+    stage_values = _match_stages(space, 0, blocks, int(space.params.get("stem_filters", 32)))
+    if isinstance(stage_values, str):
+        raise UserError(f"spec {spec.name!r} is not an architecture of space {space.name!r} ({stage_values})")
+    return space._sample_of(stage_values)
+
+
+def _match_stages(space: Space, i: int, blocks: list, width: int) -> list[tuple] | str:
+    """Values of stages i.. that make exactly `blocks` (backtracking over how many blocks each stage takes), or
+    why not."""
+    if i == len(space.stages):
+        return [] if not blocks else f"{len(blocks)} more blocks than the space makes"
+    stage = space.stages[i]
+    why = f"no option of {stage.choices[0].tag.split('/')[0] if stage.choices else f'stage {i}'} matches its blocks"
+    for values, taken in _stage_candidates(stage, blocks, width):
+        rest = _match_stages(space, i + 1, blocks[taken:], stage.out_filters(values))
+        if not isinstance(rest, str):
+            return [values] + rest
+        why = rest
+    return why
+
+
+def _stage_candidates(stage, blocks: list, width: int):
+    """(values, blocks taken) for every way `stage` makes a prefix of `blocks`. Layer-wise stages are matched
+    layer by layer (their full product is millions of values); which optional positions a child keeps is not
+    recorded in its blocks, so the first ones are taken."""
+    from mnas.spaces.layerwise import KEEP, SKIP, LayerwiseStage
+
+    if not isinstance(stage, LayerwiseStage):
         for values in itertools.product(*(c.options for c in stage.choices)):
             made = stage.blocks(values, width)
             if blocks[:len(made)] == made:
-                found = values
-                break
-        if found is None:
-            raise UserError(f"spec {spec.name!r} is not an architecture of space {space.name!r} "
-                            f"(no option of {stage.choices[0].tag.split('/')[0]} matches its blocks)")
-        blocks = blocks[len(stage.blocks(found, width)):]
-        stage_values.append(found)
-        width = stage.out_filters(found)
-    if blocks:
-        raise UserError(f"spec {spec.name!r} has {len(blocks)} more blocks than space {space.name!r}")
-    return space._sample_of(stage_values)
+                yield values, len(made)
+        return
+    configs = stage._configs()
+    names = [name for name, _ in stage.layer_options]
+    default = configs[0]
+    firsts = [c for c in configs if blocks and stage._block(c, width, True) == blocks[0]]
+    for first in firsts:
+        for kept in sorted(stage.kept_counts, reverse=True):
+            chosen = [first]
+            for block in blocks[1:1 + kept]:
+                match = next((c for c in configs if stage._block(c, stage.out_channels, False) == block), None)
+                if match is None:
+                    break
+                chosen.append(match)
+            if len(chosen) != kept + 1:
+                continue
+            values: list = [kept + 1] if stage.depth_options is not None else []
+            for j in range(stage.n_layers):
+                if stage.depth_options is None and j > 0:
+                    values.append(KEEP if j <= kept else SKIP)
+                config = chosen[j] if j <= kept else default
+                values += [config[name] for name in names]
+            yield tuple(values), kept + 1
 
 
 class SupernetEvaluator:
@@ -221,11 +258,11 @@ class SupernetEvaluator:
         import keras
         import tensorflow as tf
 
-        from mnas.supernet.model import Supernet
+        from mnas.supernet.model import make_supernet
 
         keras.utils.set_random_seed(self.seed)
         extra = {} if self.routing is None else {"routing": self.routing}
-        self.model = Supernet(self.space, self.data.num_classes, self.proxy_resolution, seed=self.seed, **extra)
+        self.model = make_supernet(self.space, self.data.num_classes, self.proxy_resolution, seed=self.seed, **extra)
         self.optimizer = Adam(self.model.trainable_variables, self.learning_rate)
         model, optimizer = self.model, self.optimizer
         r, n = self.proxy_resolution, len(self.space.choices)

@@ -21,7 +21,8 @@ BatchNorm always uses the current batch's statistics (no moving averages): the s
 depend on which path feeds it, so each path is normalised by its own batch statistics, in training and in scoring
 (the held-out batch is scored in one forward pass). Dropout is left out of the supernet.
 
-Spaces or options it cannot express (layer-wise spaces, other ops, activations) raise UserError naming the choice.
+Spaces or options it cannot express (other ops, activations) raise UserError naming the choice; layer-wise
+spaces have their own supernet (layerwise.py, `make_supernet` picks).
 """
 
 from __future__ import annotations
@@ -485,6 +486,15 @@ class _LayerOps:
         out = tf.where(tf.logical_and(skip > 0, identity_ok), identity if self.stride == 1 else out, out)
         out = tf.where(tf.logical_and(tf.equal(skip, 2), tf.logical_not(identity_ok)), pool_shortcut, out)
         return out
+
+
+def make_supernet(space: Space, num_classes: int, resolution: int = 32, seed: int = 0,
+                  routing: str = "switch") -> Supernet:
+    """The supernet of `space`: block-wise (mnasnet, mixnet) or layer-wise (mobilenetv3, ofa-mbv3)."""
+    from mnas.supernet.layerwise import LayerwiseSupernet, is_layerwise
+
+    cls = LayerwiseSupernet if is_layerwise(space) else Supernet
+    return cls(space, num_classes, resolution, seed=seed, routing=routing)
 
 
 def sample_tensor(sample) -> tf.Tensor:
