@@ -195,6 +195,19 @@ def test_path_update_leaves_weights_off_the_path_alone(data, update):
         SupernetEvaluator(data, space=TINY, update="lazy")
 
 
+def test_path_update_of_the_layerwise_supernet(data):
+    space = mobilenetv3_space("tiny-mbv3", skeleton=((16, 1, 1), (24, 3, 2)))
+    ev = SupernetEvaluator(data, space=space, update="path", steps_per_child=1, batch_size=16, val_batch=32)
+    layers = ev.model.layers_weights  # positions: s0.l0, s1.l0, s1.l1, s1.l2
+    path = _sample_with(space, **{"s1.l2__skip": "skip", "s1.l1__se": 0})
+    ev.train_path(path, 2)  # the classifier starts at zero: the first step gives the body no gradient
+    watched = (layers[3]["project"], layers[2]["se"][0], layers[2]["project"])
+    before = [v.numpy().copy() for v in watched]
+    ev.train_path(path, 2)
+    moved = [not np.array_equal(b, v.numpy()) for b, v in zip(before, watched)]
+    assert moved == [False, False, True]  # skipped layer, SE switched off: untouched; a kept layer: trained
+
+
 def test_kendall_tau_of_orderings():
     from mnas.supernet.rank import kendall_tau
 
