@@ -430,7 +430,8 @@ def print_levels(y: dict) -> None:
     def speedup(r: dict) -> str:
         if r["speedup"] is None:
             return "not reached"
-        return f"{r['speedup']:.1f}x ({r['speedup_with_one_retrain']:.1f}x counting the retraining) at {r['supernet_children']}"
+        return (f"{r['speedup']:.1f}x ({r['speedup_with_one_retrain']:.1f}x counting the retraining) at "
+                f"{r['supernet_children']}")
     for r in y["levels"]:
         print(f"  level set by stand-alone child {r['standalone_children']:3d} ({r['standalone_s']:4.0f} s), reward "
               f"{r['reward']:.3f}: {speedup(r)}")

@@ -14,7 +14,8 @@ and, for a reinforce controller, its policy's most likely child (argmax.json, Tu
 the end (`--retrain-epochs`, default --epochs; 0: skip) and reported beside their one-shot accuracies; the one with
 the higher stand-alone reward is the pick (picked.json). `--rank-children K` adds the Kendall tau of the search's
 reward signal against stand-alone accuracy over K uniformly sampled children (rank.csv, rank.png); stand-alone
-results go to the run store, so a resumed run retrains nothing. The work is in `mnas.search` and `mnas.supernet.rank`; this module parses flags.
+results go to the run store, so a resumed run retrains nothing. The work is in `mnas.search` and
+`mnas.supernet.rank`; this module parses flags.
 """
 
 from __future__ import annotations

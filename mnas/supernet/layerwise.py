@@ -25,7 +25,7 @@ from mnas.errors import UserError
 from mnas.spaces.base import Space
 from mnas.spaces.layerwise import KEEP, SKIP, FixedStage, LayerwiseStage
 from mnas.spec import make_divisible
-from mnas.supernet.model import ROUTINGS, Supernet, _bn, _centre_mask, _channel_mask, _masked
+from mnas.supernet.model import ROUTINGS, Supernet, _as_list, _bn, _centre_mask, _channel_mask, _masked
 
 ACTIVATIONS = ("relu", "hswish")
 SKIP_OPTIONS = (KEEP, SKIP)  # the options of a layer's skip choice, in LayerwiseStage's order
@@ -270,7 +270,7 @@ class LayerwiseSupernet(Supernet):
         for plan, w in zip(self.layer_plans, self.layers_weights):
             kept = self._kept(sample, plan)
             se_on = self._pick(sample, plan, "se", plan.se) > 0.5
-            body = [v for k, val in w.items() if k != "se" for v in (val if isinstance(val, tuple) else (val,))]
+            body = [v for k, val in w.items() if k != "se" for v in _as_list(val)]
             groups.append((kept, body))
             if "se" in w:
                 groups.append((tf.logical_and(kept, se_on), list(w["se"])))
