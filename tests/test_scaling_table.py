@@ -95,7 +95,8 @@ def test_table_over_a_scaled_family_serves_scale_end_to_end(capsys, tmp_path):
         assert row["latency_measured"] == "True"
 
     # a family beyond the table's max phi: refused, one line, with how to build the right table
-    rc, out, err = run_cli(capsys, ["scale", "--arch", "efficientnet-lite0", *TINY[:-1], "3", "--target-ms", "0.2,5",
+    rc, out, err = run_cli(capsys, ["scale", "--arch", "efficientnet-lite0", *TINY[:-1], "3", "--target-ms",
+                                    f"{base_ms * 1.2:.4f},5",
                                     "--table", str(table), "--no-export", "--out", str(tmp_path / "x")])
     assert rc == 2 and out == ""
     line = err.strip().splitlines()[-1]
