@@ -27,18 +27,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from supernet_vs_standalone import budgets  # benchmarks/ is on the path of a script run from it
+from supernet_vs_standalone import budgets, improvements, level_rows  # benchmarks/ is on a script's path
 
 
 def standalone_levels(curve: list[dict]) -> list[dict]:
     """The stand-alone search's pick each time its best-so-far reward improved."""
-    levels, best = [], float("-inf")
-    for n, c in enumerate(curve, 1):
-        if c["reward"] > best:
-            best = c["reward"]
-            levels.append({"standalone_children": n, "sample": c["sample"], "standalone_s": c["wall_s"],
-                           "run_reward": c["reward"], "lat": c["lat"]})
-    return levels
+    return [{"standalone_children": n, "sample": c["sample"], "standalone_s": c["wall_s"],
+             "run_reward": c["reward"], "lat": c["lat"]} for n, c in improvements(curve)]
 
 
 def children_of(run: dict) -> dict[str, dict]:
@@ -56,23 +51,15 @@ def children_of(run: dict) -> dict[str, dict]:
 
 def denoised_yardstick(run: dict, value: dict[str, float]) -> dict:
     """Per pick rule: for each stand-alone level, the first supernet pick whose value reaches that level's."""
-    levels = standalone_levels(run["standalone_search"]["curve"])
+    curve = run["standalone_search"]["curve"]
     out = {}
     for rule, y in (run.get("yardstick_by_pick") or {"best": run["yardstick"]}).items():
-        rows = []
-        for lv in levels:
-            target = value[lv["sample"]]
-            first = next((p for p in y["picks"] if value[p["sample"]] >= target), None)
-            rows.append({"standalone_children": lv["standalone_children"], "standalone_s": lv["standalone_s"],
-                         "run_reward": lv["run_reward"], "value": target,
-                         "supernet_children": first["children"] if first else None,
-                         "supernet_s": first["wall_s"] if first else None,
-                         "speedup": lv["standalone_s"] / first["wall_s"] if first else None,
-                         "speedup_with_one_retrain": lv["standalone_s"] / (first["wall_s"] + first["retrain_s"])
-                         if first else None})
+        rows = level_rows(y["picks"], curve, lambda sample, reward: value[sample])
+        for row, (_, c) in zip(rows, improvements(curve)):
+            row["run_reward"], row["value"] = c["reward"], row.pop("reward")
         best = max(rows, key=lambda r: r["value"])  # the stand-alone search's best pick by de-noised value
         # the best of N is always a level's child, so every child `budgets` compares has a value
-        spent = budgets(y["picks"], run["standalone_search"]["curve"], lambda sample, reward: value[sample])
+        spent = budgets(y["picks"], curve, lambda sample, reward: value[sample])
         out[rule] = {"levels": rows, "best_level": best, "budgets": spent,
                      "picks": [{"children": p["children"], "wall_s": p["wall_s"], "sample": p["sample"],
                                 "run_reward": p["standalone_reward"], "value": value[p["sample"]]}

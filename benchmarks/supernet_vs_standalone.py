@@ -359,19 +359,7 @@ def yardstick(picks: list[dict], scurve: list[dict]) -> dict:
     its best-so-far improved (`levels`, timed to the child that set the level: the stricter reading); and per
     budget of N children (`budgets`, timed to all N children: a user pays the whole search, not up to its lucky
     child): the first supernet pick whose stand-alone reward reaches that level."""
-    levels, best = [], float("-inf")
-    for n, c in enumerate(scurve, 1):
-        if c["reward"] <= best:
-            continue
-        best = c["reward"]
-        first = next((p for p in picks if p["standalone_reward"] >= best), None)
-        levels.append({"standalone_children": n, "reward": best, "standalone_s": c["wall_s"],
-                       "supernet_children": first["children"] if first else None,
-                       "supernet_s": first["wall_s"] if first else None,
-                       "speedup": c["wall_s"] / first["wall_s"] if first else None,
-                       # the pick's stand-alone reward is only known after one stand-alone training of it
-                       "speedup_with_one_retrain": c["wall_s"] / (first["wall_s"] + first["retrain_s"])
-                       if first else None})
+    levels = level_rows(picks, scurve)
     last = levels[-1]
     return {"picks": picks, "levels": levels, "budgets": budgets(picks, scurve),
             "best_standalone_reward": last["reward"],
@@ -382,23 +370,46 @@ def yardstick(picks: list[dict], scurve: list[dict]) -> dict:
             "load_avg_end": os.getloadavg()}
 
 
-def budgets(picks: list[dict], scurve: list[dict], value=None) -> list[dict]:
+def improvements(scurve: list[dict]):
+    """(N, child) each time the stand-alone search's best-so-far reward improved: its pick at N children."""
+    best = float("-inf")
+    for n, c in enumerate(scurve, 1):
+        if c["reward"] > best:
+            best = c["reward"]
+            yield n, c
+
+
+def _run_reward(sample: str, reward: float) -> float:
+    return reward
+
+
+def _reach(picks: list[dict], n: int, cost: float, target: float, value) -> dict:
+    """The first supernet pick whose value reaches `target`, against a stand-alone cost of `cost` seconds."""
+    first = next((p for p in picks if value(p["sample"], p["standalone_reward"]) >= target), None)
+    return {"standalone_children": n, "standalone_s": cost, "reward": target,
+            "supernet_children": first["children"] if first else None,
+            "supernet_s": first["wall_s"] if first else None,
+            "speedup": cost / first["wall_s"] if first else None,
+            # the pick's stand-alone reward is only known after one stand-alone training of it
+            "speedup_with_one_retrain": cost / (first["wall_s"] + first["retrain_s"]) if first else None}
+
+
+def level_rows(picks: list[dict], scurve: list[dict], value=_run_reward) -> list[dict]:
+    """The `levels` reading: each stand-alone improvement, timed to the child that made it. `value(sample,
+    run_reward)`: the reward compared (default the run's own; standalone_noise.py passes means over other seeds)."""
+    return [_reach(picks, n, c["wall_s"], value(c["sample"], c["reward"]), value) for n, c in improvements(scurve)]
+
+
+def budgets(picks: list[dict], scurve: list[dict], value=_run_reward) -> list[dict]:
     """The issue's reading: a stand-alone search of N children costs all N (wall time of child N) and reaches the
     best reward among them; the first supernet pick whose stand-alone reward reaches that. N: every 10 children
     and the last. `value(sample, run_reward)`: the reward to compare (default the run's own; see
     standalone_noise.py for means over other seeds)."""
-    value = value or (lambda sample, reward: reward)
     rows = []
     for n in sorted({*range(10, len(scurve) + 1, 10), len(scurve)}):
         best = max(scurve[:n], key=lambda c: c["reward"])
-        target = value(best["sample"], best["reward"])
-        first = next((p for p in picks if value(p["sample"], p["standalone_reward"]) >= target), None)
-        cost = scurve[n - 1]["wall_s"]
-        rows.append({"standalone_children": n, "standalone_s": cost, "best_child": best["sample"],
-                     "reward": target, "supernet_children": first["children"] if first else None,
-                     "supernet_s": first["wall_s"] if first else None,
-                     "speedup": cost / first["wall_s"] if first else None,
-                     "speedup_with_one_retrain": cost / (first["wall_s"] + first["retrain_s"]) if first else None})
+        row = _reach(picks, n, scurve[n - 1]["wall_s"], value(best["sample"], best["reward"]), value)
+        rows.append(row | {"best_child": best["sample"]})
     return rows
 
 
