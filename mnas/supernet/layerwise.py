@@ -135,7 +135,10 @@ def _hswish(x: tf.Tensor) -> tf.Tensor:
 
 
 def _act(x: tf.Tensor, hswish) -> tf.Tensor:
-    """h-swish where `hswish` is 1, relu where it is 0 (a 0/1 scalar: the blend is exact)."""
+    """h-swish where `hswish` is 1, relu where it is 0 (a 0/1 scalar: the blend is exact). A Python float (a
+    fixed activation, e.g. OFA's per-stage ones) computes only that one."""
+    if isinstance(hswish, float):
+        return _hswish(x) if hswish else tf.nn.relu(x)
     return hswish * _hswish(x) + (1.0 - hswish) * tf.nn.relu(x)
 
 
@@ -224,7 +227,7 @@ class LayerwiseSupernet(Supernet):
 
     def _layer(self, x, plan: LayerPlan, w: dict, sample):
         expand = self._pick(sample, plan, "expand", plan.expands)
-        hswish = self._pick(sample, plan, "act", plan.acts)
+        hswish = plan.acts[0] if plan.position["act"] is None else self._pick(sample, plan, "act", plan.acts)
         se_on = self._pick(sample, plan, "se", plan.se)
         mid = tf.cast(tf.floor(plan.cin * expand), tf.int32) if plan.has_expand else tf.constant(plan.cin)
         mid_mask = _channel_mask(mid, plan.mid_max)
