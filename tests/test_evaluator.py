@@ -40,3 +40,26 @@ def test_trained_child_scores_far_above_chance_only_after_bn_recalibration():
     assert first.detail["train_accuracy"] > 0.5
     again = evaluator.evaluate([SMALL_CHILD.replace(name="same-child-other-name")])[0]
     assert again.cached and again.accuracy == first.accuracy and again.seconds < 1.0
+
+
+def test_trained_children_leave_no_graph_behind():
+    """Keras' optimizer registers a global custom gradient per trace that holds the training graph; without
+    `forget_custom_gradients` every child's graph stayed alive and a long search slowed down child by child."""
+    import gc
+
+    from tensorflow.python.framework import ops
+    from tensorflow.python.framework.func_graph import FuncGraph
+
+    def train_graphs() -> int:
+        gc.collect()
+        return sum(isinstance(o, FuncGraph) and o.name.startswith("train_step") for o in gc.get_objects())
+
+    data = load_proxy_data().subset(128, 64)
+    evaluator = evaluators.create("standalone", data=data, epochs=1, batch_size=64, seed=0)
+    registry = ops._gradient_registry._registry
+    before = {name for name in registry if name.startswith("CustomGradient-")}
+    for width in (8, 12):
+        child = SMALL_CHILD.replace(name=f"w{width}", stem_filters=width)
+        assert 0.0 <= evaluator.evaluate([child])[0].accuracy <= 1.0
+    assert {name for name in registry if name.startswith("CustomGradient-")} == before
+    assert train_graphs() == 0
