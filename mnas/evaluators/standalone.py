@@ -155,8 +155,9 @@ def forget_custom_gradients():
     Keras' optimizer sums gradients with the replica context's `all_reduce`, a `tf.custom_gradient`: in a traced
     function every call registers a new "CustomGradient-<n>" whose closure holds that function's graph, and
     nothing ever removes it. So every child's training graph (~12k ops) stayed alive, and the garbage collection
-    in `clear_session` got slower with every child: 7 -> 16 s per child over 140 children in one process,
-    ~3.5 GB after 30. Those graphs are never differentiated again once the child is scored.
+    in `clear_session` got slower with every child: 7 -> 18 s per child over 70 children in one process,
+    ~3.5 GB after 30. Those graphs are never differentiated again once the child is scored. (Another thread
+    tracing meanwhile, such as a device worker's export, loses its entries too; exports take no gradients.)
     """
     try:
         from tensorflow.python.framework import ops
