@@ -36,6 +36,7 @@ import numpy as np
 
 from mnas.errors import UserError
 from mnas.spec import ModelSpec
+from mnas.tfgraphs import forget_custom_gradients
 
 QUANTIZE_MODES = (None, "int8")
 # Bump when the builder or the converter settings change what a cached file contains.
@@ -144,7 +145,7 @@ def _atomic_write(path: Path, content: bytes) -> Path:
 def convert_keras(model, *, quantize: str | None = None, representative: np.ndarray | None = None) -> bytes:
     """Keras model (fixed spatial input) -> `.tflite` bytes, batch 1, converter output silenced."""
     quantize = _check_quantize(quantize)
-    with quiet_fds():
+    with quiet_fds(), forget_custom_gradients():  # a swish model's forward trace registers one per activation
         import tensorflow as tf
         from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 

@@ -13,7 +13,6 @@ weights frozen. `detail["accuracy_before_bn_recal"]` keeps the inference accurac
 
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import Sequence
 
@@ -24,6 +23,7 @@ from mnas.errors import UserError
 from mnas.evaluators.base import EvalResult
 from mnas.runstore import MemoryCache, ResultCache, spec_key
 from mnas.spec import ModelSpec
+from mnas.tfgraphs import forget_custom_gradients
 
 OPTIMIZERS = ("adam", "rmsprop")
 
@@ -146,33 +146,6 @@ class StandaloneEvaluator:
                   "steps": self.epochs * steps_per_epoch}
         keras.backend.clear_session()
         return after, detail
-
-
-@contextlib.contextmanager
-def forget_custom_gradients():
-    """Drop the gradient functions that tracing registered in TF's global gradient registry meanwhile.
-
-    Keras' optimizer sums gradients with the replica context's `all_reduce`, a `tf.custom_gradient`: in a traced
-    function every call registers a new "CustomGradient-<n>" whose closure holds that function's graph, and
-    nothing ever removes it. So every child's training graph (~12k ops) stayed alive, and the garbage collection
-    in `clear_session` got slower with every child: 7 -> 18 s per child over 70 children in one process,
-    ~3.5 GB after 30. Those graphs are never differentiated again once the child is scored. (Another thread
-    tracing meanwhile, such as a device worker's export, loses its entries too; exports take no gradients.)
-    """
-    try:
-        from tensorflow.python.framework import ops
-
-        registry = ops._gradient_registry._registry  # private: without it, nothing to forget
-    except (ImportError, AttributeError):
-        yield
-        return
-    before = set(registry)
-    try:
-        yield
-    finally:
-        for name in set(registry) - before:
-            if name.startswith("CustomGradient-"):
-                del registry[name]
 
 
 def recalibrate_bn(model, x: np.ndarray, batch_size: int, batches: int, seed: int = 0) -> int:
