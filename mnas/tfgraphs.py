@@ -17,17 +17,28 @@ def forget_custom_gradients():
     ~3.5 GB after 30. Those graphs are never differentiated again. Another thread tracing meanwhile loses its
     entries too; nothing here differentiates a graph traced in another thread.
     """
-    try:
-        from tensorflow.python.framework import ops
-
-        registry = ops._gradient_registry._registry  # private: without it, nothing to forget
-    except (ImportError, AttributeError):
+    registry = _registry()
+    if registry is None:
         yield
         return
-    before = set(registry)
+    before = custom_gradient_names()
     try:
         yield
     finally:
-        for name in set(registry) - before:
-            if name.startswith("CustomGradient-"):
-                del registry[name]
+        for name in custom_gradient_names() - before:
+            del registry[name]
+
+
+def custom_gradient_names() -> set[str]:
+    """The custom gradients registered in TF's global gradient registry now (empty if it cannot be read)."""
+    registry = _registry()
+    return set() if registry is None else {name for name in registry if name.startswith("CustomGradient-")}
+
+
+def _registry() -> dict | None:
+    try:
+        from tensorflow.python.framework import ops
+
+        return ops._gradient_registry._registry  # private: without it, nothing to forget
+    except (ImportError, AttributeError):
+        return None

@@ -13,6 +13,7 @@ from mnas.spec import ModelSpec
 
 keras = pytest.importorskip("keras")
 from mnas import builder, export  # noqa: E402  (imports TF)
+from mnas.tfgraphs import custom_gradient_names  # noqa: E402
 
 # What our models may convert to: TFLite builtins only (no Flex ops, no leftover variables).
 ALLOWED_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MUL", "MEAN", "HARD_SWISH", "LOGISTIC", "CONCATENATION",
@@ -73,12 +74,6 @@ def _randomize_bn_and_scale_logits(model, x: np.ndarray, rng: np.random.Generato
 
 
 @pytest.mark.slow
-def _custom_gradients() -> set[str]:
-    from tensorflow.python.framework import ops
-
-    return {name for name in ops._gradient_registry._registry if name.startswith("CustomGradient-")}
-
-
 @pytest.mark.parametrize("name", ["mobilenetv3-small", "mixnet-s"])
 def test_litert_logits_equal_keras(name: str, tmp_path, mnas_cache) -> None:
     spec = zoo.get(name, resolution=64, num_classes=10)
@@ -87,9 +82,9 @@ def test_litert_logits_equal_keras(name: str, tmp_path, mnas_cache) -> None:
     x = rng.random((3, 64, 64, 3), dtype=np.float32)
     _randomize_bn_and_scale_logits(model, x, rng)
     expected = model(x, training=False).numpy()
-    before = _custom_gradients()
+    before = custom_gradient_names()
     path = export.export_tflite(spec, tmp_path / f"{name}.tflite", model=model)
-    assert _custom_gradients() == before  # mixnet's swish registers one per activation; none may outlive it
+    assert custom_gradient_names() == before  # mixnet's swish registers one per activation; none may outlive it
     got = export.run_tflite(path, x)
     assert got.shape == (3, 10)
     assert np.std(expected) > 0.5  # logits of order 1, not vanishing
