@@ -44,6 +44,8 @@ def main() -> int:
     p.add_argument("--steps-per-child", type=int, default=5)
     p.add_argument("--update", default="all", help="supernet Adam on every shared weight every step (all, the "
                    "evaluator's default) or on the path's weights only (path)")
+    p.add_argument("--child-start", default="shared", help="supernet children start from the weights the earlier "
+                   "children left (shared, the default) or all from the warm-up's weights (fixed)")
     p.add_argument("--supernet-children", type=int, default=60)
     p.add_argument("--standalone-children", type=int, default=6)
     p.add_argument("--rank-children", type=int, default=20)
@@ -76,9 +78,13 @@ def main() -> int:
                         "continued")
     p.add_argument("--out", default="benchmarks/results/supernet")
     p.add_argument("--resummarise", default=None, help="results.json of a finished run: recompute its yardstick "
-                   "(time to reach each stand-alone level) and plot, run nothing")
+                   "(time to reach each stand-alone level) and plot, run nothing; with --standalone-from, first "
+                   "take that run's stand-alone search (the same children and accuracies, checked) and its wall "
+                   "times, e.g. a re-timed stand-alone search")
     args = p.parse_args()
     if args.resummarise:
+        if args.standalone_from:
+            retime_standalone(Path(args.resummarise), Path(args.standalone_from))
         resummarise(Path(args.resummarise))
         return 0
     from mnas.errors import UserError
@@ -127,7 +133,7 @@ def main() -> int:
     t0 = time.perf_counter()
     sup = SupernetEvaluator(data, space=space, warmup_steps=args.warmup, steps_per_child=args.steps_per_child,
                             batch_size=args.batch_size, val_batch=args.score_batch or args.val, seed=args.seed,
-                            update=args.update)
+                            update=args.update, child_start=args.child_start)
     build_s = time.perf_counter() - t0
     probe = space.sample_random(np.random.default_rng(99))
     t1 = time.perf_counter()
@@ -411,6 +417,22 @@ def budgets(picks: list[dict], scurve: list[dict], value=_run_reward) -> list[di
         row = _reach(picks, n, scurve[n - 1]["wall_s"], value(best["sample"], best["reward"]), value)
         rows.append(row | {"best_child": best["sample"]})
     return rows
+
+
+def retime_standalone(path: Path, source: Path) -> None:
+    """Give the run at `path` the stand-alone search of the run at `source`: the same children with the same
+    accuracies (stand-alone training is deterministic for a seed), timed again (e.g. after a fix that made
+    stand-alone children faster). Its stand-alone retrains of supernet picks keep their old times."""
+    results, other = json.loads(path.read_text()), json.loads(source.read_text())
+    mine, theirs = results["standalone_search"]["curve"], other["standalone_search"]["curve"]
+    same = [(c["sample"], round(c["accuracy"], 6)) for c in mine] == \
+        [(c["sample"], round(c["accuracy"], 6)) for c in theirs[:len(mine)]]
+    if not same or len(theirs) < len(mine):
+        raise SystemExit(f"--standalone-from {source}: not the same stand-alone search as {path}")
+    curve = theirs[:len(mine)]
+    results["standalone_search"] = {"curve": curve, "child_s_mean": float(np.mean([c["child_s"] for c in curve]))}
+    results["standalone_retimed_from"] = str(source)
+    path.write_text(json.dumps(results, indent=1))
 
 
 def resummarise(path: Path) -> None:

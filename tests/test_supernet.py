@@ -155,6 +155,35 @@ def test_evaluator_scores_improve_and_checkpoint_round_trips(data, tmp_path):
                           seed=0, state_dir=tmp_path / "supernet")
 
 
+def test_fixed_child_start_scores_a_child_alike_whatever_came_before(data, tmp_path):
+    kwargs = dict(space=SMALL, warmup_steps=5, steps_per_child=2, batch_size=16, val_batch=100, seed=0,
+                  checkpoint_every=1, child_start="fixed")
+    ev = SupernetEvaluator(data, state_dir=tmp_path / "fixed", **kwargs)
+    rng = np.random.default_rng(3)
+    a, b = (SMALL.to_spec(SMALL.sample_random(rng)) for _ in range(2))
+    first = ev.evaluate([a])[0]
+    start = [w.copy() for w in ev.model.get_weights()]
+    ev.evaluate([b, b])
+    again = ev.evaluate([a])[0]
+    # same start weights, fresh Adam and the same batches for every child: b's training left nothing behind
+    assert again.accuracy == first.accuracy
+    assert again.detail["train_loss"] == pytest.approx(first.detail["train_loss"], rel=1e-5)
+    assert all(np.array_equal(x, y) for x, y in zip(start, ev.model.get_weights()))
+    assert ev.steps == 5 + 4 * 2 and ev.traces == 2 and ev.settings()["child_start"] == "fixed"
+    # a resumed evaluator starts its children from the same weights
+    resumed = SupernetEvaluator(data, state_dir=tmp_path / "fixed", **kwargs)
+    assert resumed.evaluate([a])[0].accuracy == first.accuracy
+    # the default ("shared") keeps what each child's steps taught the shared weights
+    shared = SupernetEvaluator(data, **(kwargs | {"child_start": "shared"}))
+    shared.evaluate([b])
+    before = shared.model.get_weights()
+    shared.evaluate([a])
+    assert not all(np.array_equal(x, y) for x, y in zip(before, shared.model.get_weights()))
+    assert "child_start" not in shared.settings()
+    with pytest.raises(UserError, match="child_start"):
+        SupernetEvaluator(data, space=TINY, child_start="reset")
+
+
 def test_evaluator_settings_name_the_space(data):
     ev = SupernetEvaluator(data, space=TINY, warmup_steps=0, steps_per_child=1, batch_size=8, val_batch=16)
     assert ev.settings()["space"] == "tiny-mnasnet" and ev.settings()["evaluator"] == "supernet"

@@ -5,6 +5,12 @@ mnasnet space a few hundred uniform steps train nothing and the search found wor
 docs/supernet.md); then for each spec, K shared-weight training steps on its path (train split, batches drawn with the evaluator's own seeded rng) and its accuracy on a
 fixed held-out batch of the validation split. The accuracy is the one-shot estimate of ACC(m) for the reward.
 
+Where a child starts (`child_start`): "shared" (default) trains each child's K steps on the weights the earlier
+children left, so the shared weights learn over the search, and paths the controller samples often score higher
+as the search goes on (drift). "fixed" puts the weights back after every child: each child trains K steps from
+the same weights (the warm-up's) with a fresh Adam on the same K batches, so its score is a function of the child
+alone and scores stay comparable over a whole search (docs/supernet.md compares the two).
+
 Specs -> paths: a spec made by `Space.to_spec` carries its sample in `spec.extra["sample"]`; a spec without it
 (e.g. rebuilt from a run store) is mapped back by matching its blocks stage by stage (`sample_of`).
 
@@ -44,6 +50,9 @@ CHECKPOINT_FORMAT = 2
 # PyTorch one-shot code where such weights have no gradient). "path" steps 9% faster but traces 2-3 s longer, and
 # its searches were not better (docs/supernet.md), so "all" stays the default.
 UPDATES = ("all", "path")
+# Where each child's K path steps start (module docstring). "fixed" picked better children after 100 in five seeds
+# of five, and reached the stand-alone level in more seeds (docs/supernet.md).
+CHILD_STARTS = ("shared", "fixed")
 
 
 def resolve_space(space: Space | str | None) -> Space:
@@ -125,7 +134,7 @@ class SupernetEvaluator:
                  warmup_steps: int = 0, batch_size: int = 64, val_batch: int = 500, proxy_resolution: int = 32,
                  learning_rate: float = 1e-3, seed: int = 0, state_dir: str | Path | None = None,
                  checkpoint_every: int = 10, routing: str | None = None, grappler: bool = False,
-                 update: str = "all", **_ignored: object) -> None:
+                 update: str = "all", child_start: str = "shared", **_ignored: object) -> None:
         if steps_per_child < 0 or warmup_steps < 0:
             raise UserError("supernet steps per child and warm-up steps must be >= 0")
         if batch_size < 2 or val_batch < 2:
@@ -134,6 +143,8 @@ class SupernetEvaluator:
             raise UserError(f"proxy data is {data.resolution}px but --proxy-resolution is {proxy_resolution}")
         if update not in UPDATES:
             raise UserError(f"supernet update {update!r} not in {UPDATES}")
+        if child_start not in CHILD_STARTS:
+            raise UserError(f"supernet child_start {child_start!r} not in {CHILD_STARTS}")
         self.space = resolve_space(space)
         self.data = data
         self.steps_per_child, self.warmup_steps = int(steps_per_child), int(warmup_steps)
@@ -141,6 +152,7 @@ class SupernetEvaluator:
         self.proxy_resolution, self.learning_rate, self.seed = proxy_resolution, float(learning_rate), int(seed)
         self.checkpoint_every = max(1, int(checkpoint_every))
         self.routing, self.grappler, self.update = routing, bool(grappler), update
+        self.child_start = child_start
         self.state_dir = Path(state_dir) if state_dir is not None else _state_dir_of(_ignored.get("cache"))
         self._data_fingerprint = data.fingerprint()
         self.rng = np.random.default_rng(self.seed)
@@ -148,6 +160,7 @@ class SupernetEvaluator:
         self.calls = 0  # evaluate() calls so far
         self.warmed_up = False
         self.traces = 0  # tf.function traces of the train / score steps (tests: must stay 2)
+        self._start: list | None = None  # child_start="fixed": the weights every child starts from
         val_order = np.random.default_rng(self.seed + 1).permutation(len(data.y_val))[:self.val_batch]
         self._x_val, self._y_val = data.x_val[val_order], data.y_val[val_order]
         self._build()
@@ -161,7 +174,8 @@ class SupernetEvaluator:
                 "warmup_steps": self.warmup_steps, "batch_size": self.batch_size, "val_batch": self.val_batch,
                 "proxy_resolution": self.proxy_resolution, "lr": self.learning_rate, "seed": self.seed,
                 "data": self._data_fingerprint, "train": len(self.data.y_train), "val": len(self.data.y_val)} | \
-            ({} if self.update == "all" else {"update": self.update})  # checkpoints from before the option load
+            ({} if self.update == "all" else {"update": self.update}) | \
+            ({} if self.child_start == "shared" else {"child_start": self.child_start})  # older checkpoints load
 
     def evaluate(self, specs: Sequence[ModelSpec]) -> list[EvalResult]:
         samples = [sample_of(self.space, spec) for spec in specs]  # refuse bad specs before training anything
@@ -169,11 +183,9 @@ class SupernetEvaluator:
         out = []
         for sample in samples:
             t0 = time.perf_counter()
-            loss = self.train_path(sample, self.steps_per_child)
-            t1 = time.perf_counter()
-            accuracy = self.score(sample)
+            accuracy, loss, train_s = self.one_shot(sample)
             t2 = time.perf_counter()
-            detail = {"train_s": t1 - t0, "eval_s": t2 - t1, "warmup_s": warmup_s, "train_loss": loss,
+            detail = {"train_s": train_s, "eval_s": t2 - t0 - train_s, "warmup_s": warmup_s, "train_loss": loss,
                       "supernet_steps": self.steps, "one_shot": True}
             out.append(EvalResult(accuracy, t2 - t0 + warmup_s, False, detail))
             warmup_s = 0.0
@@ -183,23 +195,70 @@ class SupernetEvaluator:
         return out
 
     # -- training and scoring ----------------------------------------------------------------------------
+    def one_shot(self, sample: Sequence[int], steps: int | None = None) -> tuple[float, float, float]:
+        """The search's reward signal for one child: `steps` (default K) steps on its path, then its accuracy on
+        the held-out batch. Returns (accuracy, last training loss, seconds spent training).
+
+        child_start="fixed": every child trains from the same weights (the warm-up's) on the same K batches
+        (common random numbers: children differ by architecture, not by batch luck), and the weights and Adam
+        are put back afterwards, so a child's score does not depend on the children scored before it."""
+        if not self.warmed_up:
+            self.warmup()
+        fixed = self.child_start == "fixed"
+        t0 = time.perf_counter()
+        steps = self.steps_per_child if steps is None else steps
+        loss = self.train_path(sample, steps, rng=np.random.default_rng(self.seed + 2) if fixed else None)
+        train_s = time.perf_counter() - t0
+        accuracy = self.score(sample)
+        if fixed:
+            self._reset()
+        return accuracy, loss, train_s
+
     def warmup(self) -> float:
         """W steps on uniformly sampled paths (one new path per step). Returns seconds spent."""
         t0 = time.perf_counter()
         for _ in range(self.warmup_steps):
             self.train_path(self.space.sample_random(self.rng), 1)
         self.warmed_up = True
+        self._keep_start()
         return time.perf_counter() - t0
 
-    def train_path(self, sample: Sequence[int], steps: int) -> float:
-        """`steps` shared-weight SGD steps on the path `sample`; returns the last batch's loss (nan if none)."""
+    def _keep_start(self) -> None:
+        """child_start="fixed": remember the current weights as every child's starting point."""
+        if self.child_start != "fixed":
+            return
         import tensorflow as tf
 
+        weights = self.model.trainable_variables
+        if self._start is None:
+            self._start = [tf.Variable(w, trainable=False) for w in weights]
+        else:
+            for keep, w in zip(self._start, weights):
+                keep.assign(w)
+
+        @tf.function(autograph=False)
+        def reset():
+            # every child trains from the same weights with a fresh Adam: one-shot scores stay comparable
+            # over a search (no drift towards the paths the controller has trained most)
+            for w, keep in zip(weights, self._start):
+                w.assign(keep)
+            for slot in self.optimizer.variables:
+                slot.assign(tf.zeros_like(slot))
+
+        self._reset = reset
+        reset()  # the first child too starts with a fresh Adam (the warm-up's moments are not its own)
+
+    def train_path(self, sample: Sequence[int], steps: int, rng: np.random.Generator | None = None) -> float:
+        """`steps` shared-weight SGD steps on the path `sample` (batches drawn with `rng`, default the
+        evaluator's); returns the last batch's loss (nan if none)."""
+        import tensorflow as tf
+
+        rng = self.rng if rng is None else rng
         path = tf.constant(np.asarray(self.space.validate(sample), np.int32))
         loss = float("nan")
         n = len(self.data.y_train)
         for _ in range(steps):
-            idx = self.rng.choice(n, size=min(self.batch_size, n), replace=False)
+            idx = rng.choice(n, size=min(self.batch_size, n), replace=False)
             with self._graph_options():
                 loss = float(self._train_step(tf.constant(self.data.x_train[idx]),
                                               tf.constant(self.data.y_train[idx]), path))
@@ -332,6 +391,8 @@ class SupernetEvaluator:
             var.assign(value)
         self.steps, self.calls, self.warmed_up = int(meta["steps"]), int(meta["calls"]), bool(meta["warmed_up"])
         self.rng.bit_generator.state = meta["rng"]
+        if self.warmed_up:
+            self._keep_start()  # saved between calls, so after the last child's reset: the start weights
         return True
 
 

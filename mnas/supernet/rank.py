@@ -85,16 +85,15 @@ def rank_correlation(supernet: SupernetEvaluator, samples: Sequence[Sequence[int
     """One-shot vs stand-alone accuracy of `samples`; `on_child(RankedChild)` is called as each one finishes.
 
     finetune_steps = 0 scores each child on the shared weights as they are; finetune_steps = K first trains its
-    path K steps, i.e. the accuracy `SupernetEvaluator.evaluate` returns as the search's reward (this changes the
-    shared weights, as a search would). `standalone` reuses stand-alone accuracies already measured for `samples`.
+    path K steps, i.e. the accuracy `SupernetEvaluator.evaluate` returns as the search's reward (`one_shot`: with
+    child_start="shared" this changes the shared weights, as a search would; "fixed" puts them back).
+    `standalone` reuses stand-alone accuracies already measured for `samples`.
     """
     space = supernet.space
     trainer = trainer or standalone_evaluator(supernet.data, epochs, batch_size, seed)
     rows: list[RankedChild] = []
     for i, sample in enumerate(samples):
-        if finetune_steps:
-            supernet.train_path(sample, finetune_steps)
-        one_shot = supernet.score(sample)
+        one_shot = supernet.one_shot(sample, finetune_steps)[0] if finetune_steps else supernet.score(sample)
         spec = space.to_spec(sample)
         if standalone is not None:
             rows.append(RankedChild(space.encode_sample(sample), one_shot, float(standalone[i]), 0.0))
