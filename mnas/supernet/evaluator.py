@@ -50,8 +50,8 @@ CHECKPOINT_FORMAT = 2
 # PyTorch one-shot code where such weights have no gradient). "path" steps 9% faster but traces 2-3 s longer, and
 # its searches were not better (docs/supernet.md), so "all" stays the default.
 UPDATES = ("all", "path")
-# Where each child's K path steps start (module docstring). "fixed" picked better children after 100 in five seeds
-# of five, and reached the stand-alone level in more seeds (docs/supernet.md).
+# Where each child's K path steps start (module docstring). In five seeds "fixed" did not reach the stand-alone
+# level faster than "shared" (docs/supernet.md), so "shared" stays the default.
 CHILD_STARTS = ("shared", "fixed")
 
 
