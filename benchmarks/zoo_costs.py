@@ -1,4 +1,4 @@
-"""Ours vs published params / MACs for the 21 zoo models, as a markdown table (pasted into docs/foundation.md).
+"""Ours vs published params / MACs for the 22 zoo models, as a markdown table (pasted into docs/foundation.md).
 
     .venv/bin/python benchmarks/zoo_costs.py
 

@@ -16,6 +16,9 @@ MNASNET_B1 = ["r1_k3_s11_e1_i32_o16_noskip", "r3_k3_s22_e3_i16_o24", "r3_k5_s22_
 MNASNET_SMALL = ["r1_k3_s11_e1_i16_o8", "r1_k3_s22_e3_i8_o16", "r2_k3_s22_e6_i16_o16",
                  "r4_k5_s22_e6_i16_o32_se0.25", "r3_k3_s11_e6_i32_o32_se0.25", "r3_k5_s22_e6_i32_o88_se0.25",
                  "r1_k3_s11_e6_i88_o144"]
+# MobileNetV2 (t, c, n, s) rows as block strings; the first has no expand conv (e1), as in Keras.
+MOBILENETV2 = ["r1_k3_s11_e1_i32_o16", "r2_k3_s22_e6_i16_o24", "r3_k3_s22_e6_i24_o32", "r4_k3_s22_e6_i32_o64",
+               "r3_k3_s11_e6_i64_o96", "r3_k3_s22_e6_i96_o160", "r1_k3_s11_e6_i160_o320"]
 
 # MobileNetV3 rows: (expansion size, out, kernel, stride, SE, activation), from the paper's tables.
 _V3_LARGE = [(16, 16, 3, 1, 0, "re"), (64, 24, 3, 2, 0, "re"), (72, 24, 3, 1, 0, "re"), (72, 40, 5, 2, 1, "re"),
@@ -79,6 +82,12 @@ def _efficientnet_lite(variant: str) -> ModelSpec:
                                   fix_first_last_repeats=True)
 
 
+def _mobilenetv2() -> ModelSpec:
+    # Keras' MobileNetV2: ReLU6 throughout, no dropout; the 1280 head stays fixed under width < 1 (the paper's rule).
+    return ModelSpec.from_strings("mobilenetv2-1.0", MOBILENETV2, activation="relu6", dropout=0.0,
+                                  scale_head=False)
+
+
 def _mobilenetv3(name: str, rows: list, head: int, final: int) -> ModelSpec:
     return ModelSpec.from_strings(name, v3_rows_to_strings(rows), stem_filters=16, head_filters=head,
                                   final_filters=final, activation="relu", stem_activation="hswish",
@@ -90,6 +99,7 @@ _BUILDERS: dict[str, Callable[[], ModelSpec]] = {
     "mnasnet-b1": lambda: ModelSpec.from_strings("mnasnet-b1", MNASNET_B1, scale_head=False),
     "mnasnet-small": lambda: ModelSpec.from_strings("mnasnet-small", MNASNET_SMALL, stem_filters=8,
                                                     scale_head=False, dropout=0.0),
+    "mobilenetv2-1.0": _mobilenetv2,
     "mobilenetv3-large": lambda: _mobilenetv3("mobilenetv3-large", _V3_LARGE, 960, 1280),
     "mobilenetv3-small": lambda: _mobilenetv3("mobilenetv3-small", _V3_SMALL, 576, 1024),
     "mixnet-s": lambda: ModelSpec.from_strings("mixnet-s", MIXNET_S, stem_filters=16, head_filters=1536,
@@ -104,10 +114,11 @@ for _v in EFFICIENTNET_PARAMS:
 for _v in EFFICIENTNET_LITE_PARAMS:
     _BUILDERS[f"efficientnet-{_v}"] = (lambda v=_v: _efficientnet_lite(v))
 
-# Published figures (params M, MACs M) from ../shared/reference/models.md, for the README table and tests.
+# Published figures (params M, MACs M) from ../shared/reference/models.md (MobileNetV2: its paper's Table 4),
+# for the README table and tests.
 PUBLISHED: dict[str, tuple[float, float]] = {
     "mnasnet-a1": (3.9, 312), "mnasnet-b1": (4.4, 315), "mnasnet-small": (2.0, 68),
-    "mobilenetv3-large": (5.4, 219), "mobilenetv3-small": (2.5, 56),
+    "mobilenetv2-1.0": (3.4, 300), "mobilenetv3-large": (5.4, 219), "mobilenetv3-small": (2.5, 56),
     "mixnet-s": (4.1, 256), "mixnet-m": (5.0, 360), "mixnet-l": (7.3, 565),
     "efficientnet-b0": (5.3, 390), "efficientnet-b1": (7.8, 700), "efficientnet-b2": (9.2, 1000),
     "efficientnet-b3": (12, 1800), "efficientnet-b4": (19, 4200), "efficientnet-b5": (30, 9900),

@@ -33,6 +33,18 @@ def test_weight_counts_equal_costs(name: str) -> None:
     keras.backend.clear_session()
 
 
+@pytest.mark.slow
+def test_mobilenetv2_equals_keras_applications() -> None:
+    # Same weight shapes as keras.applications.MobileNetV2 (alpha 1.0, 1000 classes), not just the same total.
+    spec = zoo.get("mobilenetv2-1.0")
+    ours = builder.build_keras(spec)
+    theirs = keras.applications.MobileNetV2(alpha=1.0, weights=None, include_top=True, classes=1000)
+    assert sorted(tuple(w.shape) for w in ours.weights) == sorted(tuple(w.shape) for w in theirs.weights)
+    assert builder.weight_counts(ours) == builder.weight_counts(theirs) == (3_504_872, 34_112)
+    assert ours.count_params() == theirs.count_params() == costs.model_cost(spec).total_params == 3_538_984
+    keras.backend.clear_session()
+
+
 def test_every_block_kind_builds_and_counts() -> None:
     # ds / cn / poolskip / grouped 1x1 / mixed kernels / both SE styles in one small net.
     blocks = ["ds_r1_k3_s11_e1_i16_o16_se0.25", "cn_r1_k3_s22_e1_i16_o24_se0.5_hs",

@@ -31,7 +31,7 @@ def test_models_json_is_fast_and_complete(run_cli) -> None:
     elapsed = time.perf_counter() - start
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert [row["name"] for row in rows] == zoo.names() and len(rows) == 21
+    assert [row["name"] for row in rows] == zoo.names() and len(rows) == 22
     for row in rows:
         spec = zoo.get(row["name"])
         assert row == {"name": spec.name, "params": costs.count_params(spec), "macs": costs.count_macs(spec),

@@ -1,7 +1,7 @@
 """The fast TFLite writer against the real TF converter (`mnas.export`) and the real LiteRT runtime.
 
 (a) op sequence (builtin names in order, options incl. fused activations / padding / strides, tensor
-shapes) equals the converter's for five specs; (b) written models run in LiteRT with finite outputs of
+shapes) equals the converter's for six specs; (b) written models run in LiteRT with finite outputs of
 the right shape, whole and layer by layer; (c) latency of written vs converted model agrees within
 noise (interleaved rounds, 1 thread, thread CPU time). The converter runs once per spec per session
 (module fixture); TF is imported only by `mnas.export`, in this one process.
@@ -34,6 +34,7 @@ ONE_BY_ONE_BLOCKS = ["ds_r1_k3_s22_e1_i32_o16", "r1_k3_s22_e3_i16_o24", "r1_k3_s
                      "cn_r2_k3_s11_e1_i40_o40", "r1_k3_s11_e3_i40_o48_poolskip", "r2_k3.5_a1.1_p1.1_s11_e3_i48_o48_hs"]
 SPECS = {
     "mnasnet-a1": lambda: zoo.get("mnasnet-a1", resolution=96, num_classes=10),
+    "mobilenetv2-1.0": lambda: zoo.get("mobilenetv2-1.0", resolution=64, num_classes=10),
     "mobilenetv3-small": lambda: zoo.get("mobilenetv3-small", resolution=64, num_classes=10),
     "mixnet-s": lambda: zoo.get("mixnet-s", resolution=64, num_classes=10),
     "search-ops": lambda: ModelSpec.from_strings("search-ops", CUSTOM_BLOCKS, resolution=64, num_classes=10,

@@ -1,6 +1,6 @@
 """`mnas models`, `mnas arch`, `mnas export`: the model zoo, architecture files and TFLite export.
 
-`models` and `arch` are analytic (no TF import: all 21 zoo models in well under a second);
+`models` and `arch` are analytic (no TF import: all 22 zoo models in well under a second);
 `export` imports TF inside its handler.
 """
 
