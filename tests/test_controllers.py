@@ -176,3 +176,50 @@ def test_benchmark_script_runs_end_to_end():
     result = json.loads(out.stdout)
     assert [r["controller"] for r in result["rows"]] == NAMES
     assert all(0 < r["best_mean"] < 1.5 and len(r["best_per_seed"]) == 1 for r in result["rows"])
+
+
+def _cli_default(flag: str) -> int:
+    """What `mnas search` uses when the flag is not given (the defaults a user gets)."""
+    import argparse
+
+    from mnas.commands import search
+
+    parser = argparse.ArgumentParser()
+    search.register(parser.add_subparsers())
+    return parser.parse_args(["search", "--space", "mnasnet", "--out", "x"]).__dict__[flag]
+
+
+@pytest.mark.parametrize("name", ["ppo", "reinforce", "evolution"])
+def test_each_learner_changes_its_policy_after_the_first_step_with_shipped_defaults(name):
+    """MnasNet's loop with the CLI's default batch and the controller's default options: after one step the
+    distribution the next step samples from is no longer the initial one (random search is the exception by
+    definition: it has no policy)."""
+    space = spaces.get("mnasnet")
+    batch = _cli_default("batch")
+    controller = controllers.create(name, space, 0)
+    assert controller.first_update_after(batch) == batch
+    probe = np.array(controllers.create("random", space, 1).ask(16))
+    before = None if name == "evolution" else _policy_probe(controller, probe)
+    samples = controller.ask(batch)
+    controller.tell(samples, [0.5 + 0.1 * i for i in range(batch)])
+    if name == "evolution":  # its policy is the population: every next child is a one-choice mutation of it
+        members = [s for s, _ in controller.population]
+        assert all(min(sum(a != b for a, b in zip(c, m)) for m in members) == 1 for c in controller.ask(20))
+    else:
+        assert not np.allclose(_policy_probe(controller, probe), before)
+
+
+def _policy_probe(controller, probe: np.ndarray) -> np.ndarray:
+    if hasattr(controller, "policy"):
+        return controller.policy.log_prob(probe)
+    return np.concatenate(controller.probabilities())
+
+
+@pytest.mark.parametrize("batch, first", [(1, 2), (2, 2), (4, 4)])
+def test_first_update_is_after_the_first_step_or_the_second_child(batch, first):
+    for name in ("ppo", "reinforce", "evolution"):
+        assert controllers.create(name, TOY, 0).first_update_after(batch) <= first
+    assert controllers.create("random", TOY, 0).first_update_after(batch) is None
+    # a buffer larger than a step delays PPO's update, as asked for
+    assert controllers.create("ppo", TOY, 0, batch_size=10).first_update_after(4) == 12
+    assert controllers.create("evolution", TOY, 0, initial=50).first_update_after(4) == 52

@@ -48,6 +48,11 @@ class Controller:
             self._tell(samples, rewards)
             self.num_told += len(samples)
 
+    def first_update_after(self, batch: int) -> int | None:
+        """How many told children (told `batch` at a time) it takes before the controller's sampling changes;
+        None: never (random search). The search loop warns when a budget ends before that."""
+        return None
+
     def config(self) -> dict:
         """The hyper-parameters (what create() was given), for the run store and resume checks."""
         return {}
@@ -136,6 +141,22 @@ def arrays_to_lists(arrays: dict[str, np.ndarray]) -> dict[str, list]:
 
 def lists_to_arrays(lists: dict[str, list]) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, dtype=np.float64) for k, v in lists.items()}
+
+
+def advantages(rewards: np.ndarray, baseline: "MovingAverage") -> np.ndarray | None:
+    """R - b with b the moving average of past batch means; with no past yet, b is this batch's mean (so the
+    first batch already updates), and None when that batch has a single child (nothing to compare it with)."""
+    rewards = np.asarray(rewards, dtype=float)
+    if baseline.value is not None:
+        return rewards - baseline.value
+    if rewards.size < 2:
+        return None
+    return rewards - rewards.mean()
+
+
+def first_baseline_update(batch: int) -> int:
+    """Children told before the first update of a baseline-using controller told `batch` at a time."""
+    return batch if batch >= 2 else 2
 
 
 class MovingAverage:

@@ -1,9 +1,13 @@
 """Regularized (aging) evolution, Real et al. AAAI'19.
 
-Until `population` children have been told, ask returns random samples. Then each child is a copy of the
-best of `sample_size` members drawn at random from the population, with one choice mutated to another
-option; every told child joins the population and the oldest member leaves (age, not fitness, decides
-who dies: the "regularization").
+Until `initial` children have been told, ask returns random samples. Then each child is a copy of the
+best of `sample_size` members drawn at random from the population (all of them while it has fewer), with one
+choice mutated to another option; every told child joins the population and, once it holds `population`
+members, the oldest leaves (age, not fitness, decides who dies: the "regularization").
+
+`initial` defaults to 1: mutation starts with the first step's children, so a search of a few dozen children
+(`make search`) evolves from its second step on; Real et al.'s setting, a full random initial population, is
+`initial=population` (with the default 50 a 20-child search would be random search).
 """
 
 from __future__ import annotations
@@ -17,26 +21,32 @@ from mnas.spaces import Sample, Space
 class RegularizedEvolution(Controller):
     name = "evolution"
 
-    def __init__(self, space: Space, seed: int = 0, population: int = 50, sample_size: int = 10) -> None:
+    def __init__(self, space: Space, seed: int = 0, population: int = 50, sample_size: int = 10,
+                 initial: int = 1) -> None:
         super().__init__(space, seed)
-        if population < 2 or not 1 <= sample_size <= population:
-            raise ValueError(f"need population >= 2 and 1 <= sample_size <= population, got {population}, "
-                             f"{sample_size}")
+        if population < 2 or not 1 <= sample_size <= population or not 1 <= initial <= population:
+            raise ValueError(f"need population >= 2, 1 <= sample_size <= population and 1 <= initial <= "
+                             f"population, got {population}, {sample_size}, {initial}")
         self.population_size = int(population)
         self.sample_size = int(sample_size)
+        self.initial = int(initial)
         self.population: deque[tuple[Sample, float]] = deque()
         self._mutable = [i for i, n in enumerate(space.num_options) if n > 1]
 
     def config(self) -> dict:
-        return {"population": self.population_size, "sample_size": self.sample_size}
+        return {"population": self.population_size, "sample_size": self.sample_size, "initial": self.initial}
+
+    def first_update_after(self, batch: int) -> int:
+        return -(-self.initial // batch) * batch  # tells come `batch` at a time
 
     def _ask(self, n: int) -> list[Sample]:
         return [self._child() for _ in range(n)]
 
     def _child(self) -> Sample:
-        if len(self.population) < self.population_size:
+        if self.num_told < self.initial or not self.population:
             return self.space.sample_random(self.rng)
-        picks = self.rng.choice(len(self.population), size=self.sample_size, replace=False)
+        size = min(self.sample_size, len(self.population))
+        picks = self.rng.choice(len(self.population), size=size, replace=False)
         parent = max((self.population[int(i)] for i in picks), key=lambda member: member[1])[0]
         return self.mutate(parent)
 

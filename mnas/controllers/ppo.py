@@ -4,9 +4,11 @@ Policy (as in MnasNet / ENAS): step t feeds the embedding of the option chosen a
 start vector at t=0) into one LSTM cell; a per-step linear head turns the hidden state into logits over
 choice t's options. Forward and backward (BPTT) are written out in numpy, batched over samples.
 
-Training: told children fill a buffer; at `batch_size` children, advantages A = R - b (b: moving average
-of batch-mean rewards, MnasNet's baseline), old log-probs are taken from the current policy, and `epochs`
-full-batch Adam steps ascend PPO's clipped surrogate
+Training: every `tell` is one update batch by default (`batch_size=None`: the search loop tells once per step,
+so the policy learns after every `--batch` children); an int `batch_size` buffers told children into batches of
+that size instead. Advantages A = R - b (b: moving average of batch-mean rewards, MnasNet's baseline; for the
+first batch, that batch's own mean, so the first batch already updates), old log-probs are taken from the
+current policy, and `epochs` full-batch Adam steps ascend PPO's clipped surrogate
 
     L = mean_i min(r_i A_i, clip(r_i, 1 - eps, 1 + eps) A_i),   r_i = pi(s_i) / pi_old(s_i).
 
@@ -16,10 +18,12 @@ alternate batch by batch (the search loop's use); otherwise pi_old is that polic
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from mnas.controllers.base import (Adam, Controller, MovingAverage, arrays_to_lists, categorical,
-                                   lists_to_arrays, log_softmax)
+from mnas.controllers.base import (Adam, Controller, MovingAverage, advantages, arrays_to_lists, categorical,
+                                   first_baseline_update, lists_to_arrays, log_softmax)
 from mnas.spaces import Sample, Space
 
 
@@ -140,10 +144,13 @@ class PPO(Controller):
     name = "ppo"
 
     def __init__(self, space: Space, seed: int = 0, hidden: int = 32, embed: int = 32, lr: float = 0.002,
-                 batch_size: int = 10, epochs: int = 4, clip: float = 0.2, baseline_decay: float = 0.95) -> None:
+                 batch_size: int | None = None, epochs: int = 4, clip: float = 0.2, baseline_decay: float = 0.95) -> None:
         super().__init__(space, seed)
         self.hidden, self.embed, self.lr = int(hidden), int(embed), float(lr)
-        self.batch_size, self.epochs, self.clip = int(batch_size), int(epochs), float(clip)
+        if batch_size is not None and int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1 (or None: one update per tell), got {batch_size}")
+        self.batch_size = None if batch_size is None else int(batch_size)
+        self.epochs, self.clip = int(epochs), float(clip)
         self.baseline_decay = float(baseline_decay)
         # Parameters are initialised from a generator of their own, so asks do not depend on the init draws.
         self.policy = LSTMPolicy(space.num_options, self.hidden, self.embed, np.random.default_rng([self.seed, 1]))
@@ -158,17 +165,23 @@ class PPO(Controller):
     def _ask(self, n: int) -> list[Sample]:
         return [tuple(row) for row in self.policy.sample(n, self.rng).tolist()]
 
+    def first_update_after(self, batch: int) -> int:
+        if self.batch_size is None:
+            return first_baseline_update(batch)
+        return math.ceil(first_baseline_update(self.batch_size) / batch) * batch  # tells come `batch` at a time
+
     def _tell(self, samples: list[Sample], rewards: list[float]) -> None:
         self.buffer += list(zip(samples, rewards))
-        while len(self.buffer) >= self.batch_size:
-            batch, self.buffer = self.buffer[:self.batch_size], self.buffer[self.batch_size:]
+        size = len(self.buffer) if self.batch_size is None else self.batch_size
+        while self.buffer and len(self.buffer) >= size:
+            batch, self.buffer = self.buffer[:size], self.buffer[size:]
             self._update(np.array([s for s, _ in batch]), np.array([r for _, r in batch]))
 
     def _update(self, actions: np.ndarray, rewards: np.ndarray) -> None:
-        if self.baseline.value is None:
-            self.baseline.update(rewards)  # the first batch only sets the baseline
+        adv = advantages(rewards, self.baseline)
+        if adv is None:
+            self.baseline.update(rewards)  # one child and no baseline yet: nothing to compare it with
             return
-        adv = rewards - self.baseline.value
         logp_old = self.policy.log_prob(actions)
         for _ in range(self.epochs):
             logp = self.policy.log_prob(actions)

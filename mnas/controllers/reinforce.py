@@ -4,15 +4,16 @@
     J(theta)   = mean_i (R_i - b) * log pi(sample_i),   b = moving average of past batch-mean rewards
 
 ascended with Adam after every tell (TuNAS: one update per step, baseline momentum 0.95, Adam). The
-baseline is updated after the gradient, so a child never serves as its own baseline.
+baseline is updated after the gradient, so a child never serves as its own baseline across batches; the first
+batch has no past, so its own mean is its baseline (REINFORCE's covariance form: the first step already learns).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from mnas.controllers.base import (Adam, Controller, MovingAverage, arrays_to_lists, categorical,
-                                   lists_to_arrays, log_softmax)
+from mnas.controllers.base import (Adam, Controller, MovingAverage, advantages, arrays_to_lists, categorical,
+                                   first_baseline_update, lists_to_arrays, log_softmax)
 from mnas.spaces import Sample, Space
 
 
@@ -55,11 +56,14 @@ class Reinforce(Controller):
             grads[f"logits{c}"] = grad
         return total, grads
 
+    def first_update_after(self, batch: int) -> int:
+        return first_baseline_update(batch)
+
     def _tell(self, samples: list[Sample], rewards: list[float]) -> None:
-        if self.baseline.value is None:
-            self.baseline.update(rewards)  # the first batch sets the baseline: no update on zero advantages
+        adv = advantages(np.asarray(rewards, dtype=float), self.baseline)
+        if adv is None:
+            self.baseline.update(rewards)  # one child and no baseline yet: nothing to compare it with
             return
-        adv = np.asarray(rewards) - self.baseline.value
         _, grads = self.objective_and_grad(np.asarray(samples), adv)
         self.adam.ascend(self.params, grads)
         self.baseline.update(rewards)
