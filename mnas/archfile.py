@@ -40,6 +40,9 @@ for _f in dataclasses.fields(ModelSpec):
         _FIELD_TYPES[_f.name] = (str, type(None))
 
 
+INFO_KEYS = ("search",)  # written for people (where a file came from, how it did); not part of the spec
+
+
 def spec_from_dict(data: Any, source: str = "architecture") -> ModelSpec:
     """Validate a parsed architecture document and build its ModelSpec; UserError names the problem."""
     if not isinstance(data, dict):
@@ -52,7 +55,7 @@ def spec_from_dict(data: Any, source: str = "architecture") -> ModelSpec:
         raise UserError(f"{source}: 'name' must be a non-empty string")
     params: dict[str, Any] = {}
     for key, value in data.items():
-        if key in ("name", "blocks"):
+        if key in ("name", "blocks") or key in INFO_KEYS:
             continue
         if key not in _FIELD_TYPES:
             raise UserError(f"{source}: unknown key {key!r}; known: name, blocks, {', '.join(_FIELD_TYPES)}")
@@ -117,13 +120,16 @@ def load_arch_file(path: str | Path) -> ModelSpec:
     return spec_from_dict(data, str(path))
 
 
-def save_arch_file(spec: ModelSpec, path: str | Path) -> Path:
-    """Write `spec` as JSON or YAML (by the file's suffix); `load_arch_file` reads it back equal."""
+def save_arch_file(spec: ModelSpec, path: str | Path, search: dict | None = None) -> Path:
+    """Write `spec` as JSON or YAML (by the file's suffix); `load_arch_file` reads it back equal. `search`: what
+    a search measured of it (kept under that key, ignored when the file is loaded)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".json", ".yaml", ".yml"):
         raise UserError(f"architecture file must end in .json, .yaml or .yml: {path}")
     document = spec_to_dict(spec)
+    if search is not None:
+        document["search"] = search
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".json":
         path.write_text(json.dumps(document, indent=2) + "\n")

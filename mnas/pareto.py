@@ -48,9 +48,10 @@ def best_within(accuracy: Sequence[float], latency_ms: Sequence[Sequence[float]]
 def plot_front(path: str | Path, accuracy: Sequence[float], latency_ms: Sequence[Sequence[float]],
                device_names: Sequence[str], targets_ms: Sequence[float], measured: Sequence[bool],
                references: dict[str, tuple[float, Sequence[float]]] | None = None, best: int | None = None,
-               title: str = "") -> Path:
-    """One panel per device: every child (grey), the Pareto front (line), the target (dashed), the best (star),
-    reference models (labelled squares)."""
+               title: str = "", band: np.ndarray | None = None) -> Path:
+    """One panel per device: every child (grey), the Pareto front (line), the target (dashed), the latency band
+    (shaded), the best (star), reference models (labelled squares: their own accuracy scale, e.g. a longer
+    reference training, named in their label)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,10 +66,14 @@ def plot_front(path: str | Path, accuracy: Sequence[float], latency_ms: Sequence
         ax.scatter(lat[:, d], acc, s=14, c="0.6", label=f"children ({len(acc)})")
         ax.plot(lat[front, d], acc[front], "-o", c="tab:blue", ms=4, label="Pareto front")
         ax.axvline(targets_ms[d], ls="--", c="tab:red", label=f"target {targets_ms[d]:.2f} ms")
+        if band is not None:
+            ax.axvspan(band[d][0], band[d][1], color="tab:green", alpha=0.12, label="latency band")
         if best is not None:
             ax.scatter([lat[best, d]], [acc[best]], marker="*", s=180, c="tab:orange", zorder=5, label="best")
         for name, (ref_acc, ref_lat) in (references or {}).items():
-            ax.scatter([ref_lat[d]], [ref_acc], marker="s", s=40, c="k", zorder=5)
+            is_best = name.startswith("best")
+            ax.scatter([ref_lat[d]], [ref_acc], marker="*" if is_best else "s", s=120 if is_best else 40,
+                       c="tab:purple" if is_best else "k", zorder=5)
             ax.annotate(name, (ref_lat[d], ref_acc), textcoords="offset points", xytext=(4, 4), fontsize=8)
         kind = "measured" if measured[d] else "predicted"
         ax.set_xlabel(f"latency on {device_names[d]} (ms, {kind})")

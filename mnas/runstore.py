@@ -57,6 +57,13 @@ CREATE TABLE IF NOT EXISTS children (
     created REAL NOT NULL,
     PRIMARY KEY (step, idx)
 );
+CREATE TABLE IF NOT EXISTS skipped (
+    step INTEGER NOT NULL,
+    sample TEXT NOT NULL,
+    latency_ms TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS cache (
     namespace TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -280,6 +287,18 @@ class RunStore:
 
     def count_children(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM children").fetchone()[0]
+
+    # -- candidates measured and not trained (outside the latency band) ----------------------------------
+    def add_skipped(self, step: int, sample: list, latency_ms: dict, reason: str) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("INSERT INTO skipped (step, sample, latency_ms, reason, created) VALUES (?, ?, ?, ?, ?)",
+                             (step, _dumps(sample), _dumps(latency_ms), reason, time.time()))
+
+    def skipped(self) -> list[dict]:
+        rows = self._db.execute("SELECT step, sample, latency_ms, reason FROM skipped ORDER BY rowid").fetchall()
+        return [{"step": r[0], "sample": json.loads(r[1]), "latency_ms": json.loads(r[2]), "reason": r[3]}
+                for r in rows]
 
     # -- caches -------------------------------------------------------------------------------------
     def cache(self, namespace: str) -> ResultCache:

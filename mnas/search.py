@@ -6,8 +6,10 @@
         result = run_search(setup, store, resume=True)
         summary = write_outputs(setup, store, out)
 
-Each step asks the controller for `batch` samples, evaluates them one by one (each child is committed to the
-run store as it finishes) and tells the controller the rewards. The run store makes it resumable after any kill
+Each step asks the controller for `batch` samples inside the latency band (`mnas.band`: candidates predicted
+or measured outside [low x T, high x T] are not trained; measured ones are kept in the store's `skipped`
+table), evaluates them one by one (each child is committed to the run store as it finishes) and tells the
+controller the rewards. The run store makes it resumable after any kill
 (see `mnas.runstore`); a resumed run draws exactly the samples an uninterrupted one would have.
 """
 
@@ -22,6 +24,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from mnas import controllers
+from mnas.band import Band, BandSampler, FilterStats
 from mnas.errors import UserError
 from mnas.evaluators.base import EvalResult, Evaluator
 from mnas.latency_sources import LatencySource
@@ -47,6 +50,7 @@ class SearchSetup:
     resolution: int = 224  # the latency side: specs are built, measured and exported at this resolution
     num_classes: int = 1000  # the deployable head (ImageNet, as in MnasNet); the evaluator swaps in the proxy's
     controller_options: dict = field(default_factory=dict)
+    band: Band = field(default_factory=Band)
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch < 1:
@@ -60,7 +64,19 @@ class SearchSetup:
                 "controller_options": dict(self.controller_options), "reward": self.reward.to_dict(),
                 "latency": [{"name": s.name, **s.settings()} for s in self.sources],
                 "evaluator": self.evaluator.settings(), "steps": self.steps, "batch": self.batch,
-                "seed": self.seed, "resolution": self.resolution, "num_classes": self.num_classes}
+                "seed": self.seed, "resolution": self.resolution, "num_classes": self.num_classes,
+                "band": self.band.to_dict()}
+
+    def budget_warning(self) -> str | None:
+        """One line when the budget ends before the controller's first update (the search is then random)."""
+        controller = controllers.create(self.controller, self.space, self.seed, **self.controller_options)
+        first = controller.first_update_after(self.batch)
+        budget = self.steps * self.batch
+        if first is None or first + self.batch <= budget:
+            return None
+        return (f"warning: controller {self.controller!r} first updates after {first} children and the budget is "
+                f"{budget} ({self.steps} steps x {self.batch}): no child is drawn from a learned policy, so this "
+                "is random search; raise --steps")
 
     def spec(self, sample: Sequence[int]) -> ModelSpec:
         return self.space.to_spec(sample, resolution=self.resolution, num_classes=self.num_classes)
@@ -118,6 +134,7 @@ def run_search(setup: SearchSetup, store: RunStore, resume: bool = False, progre
     bar = _Progress(total, done_before, enabled=progress)
     best = _Best.from_children(store.children())
     bar.update(0, best.describe())
+    sampler = _band_sampler(setup, store)
     try:
         open_step = store.open_step()
         step = next_step
@@ -127,7 +144,10 @@ def run_search(setup: SearchSetup, store: RunStore, resume: bool = False, progre
                 controller.load_state_dict(open_step.asked_state)
                 open_step = None
             else:
-                samples = controller.ask(setup.batch)
+                samples, stats = sampler.ask(controller, setup.batch)
+                for skip in sampler.take_skipped():
+                    store.add_skipped(step, skip.sample, skip.latency_ms, skip.reason)
+                store.cache_put("band", f"step{step}", stats.to_dict())
                 store.begin_step(step, [list(s) for s in samples], controller.state_dict())
             have = {c.idx for c in store.children(step)}
             todo = [(idx, sample) for idx, sample in enumerate(samples) if idx not in have]
@@ -147,6 +167,39 @@ def run_search(setup: SearchSetup, store: RunStore, resume: bool = False, progre
     finally:
         bar.close()
     return SearchResult(store.children(), resumed, new, time.perf_counter() - start)
+
+
+def _band_sampler(setup: SearchSetup, store: RunStore) -> BandSampler:
+    """The band filter, its online models fed with every latency this run has measured: bootstrap networks
+    (cached by the sources, so a resumed run measures nothing again), trained children and skipped ones."""
+    sampler = BandSampler(setup.sources, setup.reward.targets_ms, setup.band, setup.spec)
+    if not (setup.band.enabled and sampler.online):
+        return sampler
+    stats = sampler.bootstrap(setup.space, setup.seed)
+    if store.cache_get("band", "bootstrap") is None:
+        store.cache_put("band", "bootstrap", stats.to_dict())
+    names = setup.source_names
+    for child in store.children():
+        sampler.observe(setup.spec(child.sample), [child.latency_ms[n] for n in names])
+    for skip in store.skipped():
+        sampler.observe(setup.spec(skip["sample"]), [skip["latency_ms"][n] for n in names])
+    return sampler
+
+
+def band_report(setup: SearchSetup, store: RunStore, children: list[ChildRecord]) -> dict:
+    """What the band filter did: candidates proposed/rejected, children skipped after measurement, seconds, and
+    the share of trained children whose latency is inside the band."""
+    total = FilterStats()
+    for key in ["bootstrap"] + [f"step{c}" for c in range(setup.steps)]:
+        stats = store.cache_get("band", key)
+        if stats is not None:
+            total.add(FilterStats(**stats))
+    lat = np.array([[c.latency_ms[n] for n in setup.source_names] for c in children]).reshape(len(children), -1)
+    band = setup.band if setup.band.enabled else Band()  # band off: still say how many fell in the default one
+    inside = band.contains(lat, setup.reward.targets_ms) if children else np.zeros(0, bool)
+    return {"band": setup.band.to_dict(), **total.to_dict(), "skipped_children": len(store.skipped()),
+            "trained": len(children), "trained_in_band": int(inside.sum()),
+            "share_in_band": float(inside.mean()) if children else 0.0}
 
 
 def _evaluate_batch(setup: SearchSetup, todo: list[tuple[int, Sequence[int]]]) -> dict[int, EvalResult]:
@@ -288,8 +341,10 @@ def summarize(setup: SearchSetup, children: list[ChildRecord]) -> dict:
 
 
 def write_outputs(setup: SearchSetup, store: RunStore, out_dir: str | Path, export: bool = True,
-                  references: dict[str, tuple[float, Sequence[float]]] | None = None) -> dict:
-    """history.csv, pareto.png, best.json and best.tflite in `out_dir`; returns the summary with file paths."""
+                  comparison=None) -> dict:
+    """history.csv, pareto.png, best.json and best.tflite in `out_dir`; returns the summary with file paths.
+    `comparison` (a `mnas.baselines.Comparison`): the reference training of the best child and the baselines at
+    equal latency, in the summary, best.json and pareto.png."""
     from mnas.archfile import save_arch_file
 
     out = Path(out_dir)
@@ -297,14 +352,24 @@ def write_outputs(setup: SearchSetup, store: RunStore, out_dir: str | Path, expo
     children = store.children()
     summary = summarize(setup, children)
     best = children[summary.pop("best_index")]
+    summary["band"] = band_report(setup, store, children)
+    references = None
+    if comparison is not None:
+        summary["comparison"] = comparison.to_dict()
+        references = comparison.references(setup.source_names, best.latency_ms)
     files = {"run_store": str(store.path), "history": str(write_history(out / "history.csv", children))}
     best_spec = best.to_spec()
-    files["best_json"] = str(save_arch_file(best_spec, out / "best.json"))
+    info = {"proxy_accuracy": best.accuracy, "latency_ms": best.latency_ms, "reward": best.reward,
+            "within_target": summary["best"]["within_target"], "targets_ms": summary["targets_ms"]}
+    if comparison is not None:
+        info["comparison"] = summary["comparison"]
+    files["best_json"] = str(save_arch_file(best_spec, out / "best.json", search=info))
     acc = [c.accuracy for c in children]
     lat = [[c.latency_ms[n] for n in setup.source_names] for c in children]
     files["pareto_png"] = str(plot_front(
         out / "pareto.png", acc, lat, setup.source_names, setup.reward.targets_ms,
         [s.measured for s in setup.sources], references=references, best=children.index(best),
+        band=setup.band.bounds(setup.reward.targets_ms) if setup.band.enabled else None,
         title=f"{setup.space.name} / {setup.controller} / {setup.reward.kind}: {len(children)} children"))
     if export:
         from mnas.export import export_tflite

@@ -94,6 +94,12 @@ def test_tiny_search_end_to_end_then_resume_adds_nothing(run_cli, tmp_path, tabl
     for key in ("history", "pareto_png", "best_json", "best_tflite"):
         assert Path(summary["files"][key]).stat().st_size > 0, key
     assert Path(summary["files"]["best_tflite"]).read_bytes()[4:8] == b"TFL3"
+    # the Note10 table covers ofa-mbv3's ops only: every default baseline is named, left out, and the run goes on
+    comparison = summary["comparison"]
+    assert [b["name"] for b in comparison["baselines"]] == ["mnasnet-a1", "mobilenetv3-large", "mobilenetv2-1.0"]
+    assert all(b["width"] is None and "no latency for it" in b["note"] for b in comparison["baselines"])
+    assert comparison["verdict"]["compared"] is False and len(comparison["best"]["accuracies"]) == 3
+    assert proc.stderr.count("cannot be scaled down to the target") == 3
     again = run_cli(*args, "--resume", timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     resumed = json.loads(again.stdout)
@@ -110,6 +116,7 @@ def test_supernet_search_reports_the_retrained_pick_and_its_ranking(run_cli, tmp
     proc = run_cli("search", "--space", "mnasnet", "--device", "host", "--target-ms", "5", "--controller", "reinforce",
                    "--evaluator", "supernet", "--evaluator-opt", "steps_per_child=1", "--evaluator-opt", "val_batch=64",
                    "--steps", "2", "--batch", "1", "--train-size", "128", "--val-size", "64", "--rank-children", "2",
+                   "--baselines", "none",
                    "--no-export", "--out", out, "--json", "--no-progress", timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)
@@ -133,3 +140,29 @@ def test_supernet_search_reports_the_retrained_pick_and_its_ranking(run_cli, tmp
     assert rank["children"] == 2 and rank["finetune_steps"] == 1
     assert len(Path(summary["files"]["rank_csv"]).read_text().splitlines()) == 3
     assert Path(summary["files"]["rank_png"]).stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_default_search_on_the_host_compares_with_baselines_at_equal_latency(run_cli, tmp_path):
+    """What `make search` runs (`mnas search --device host`, every other setting its default), on a tiny budget
+    and data: children inside the band, the best child and the three baselines width-matched on the host and
+    trained alike with several seeds, the verdict in the summary, best.json and pareto.png."""
+    out = tmp_path / "run"
+    proc = run_cli("search", "--device", "host", "--steps", "1", "--batch", "2", "--train-size", "128",
+                   "--val-size", "64", "--reference-epochs", "1", "--reference-seeds", "2", "--no-export",
+                   "--out", out, "--json", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    band = summary["band"]
+    assert band["band"] == {"low": 0.85, "high": 1.0} and band["bootstrap_measured"] == 12
+    assert band["trained"] == 2 and band["share_in_band"] >= 0.5
+    comparison = summary["comparison"]
+    target = summary["targets_ms"]["host"]
+    assert comparison["reference_training"] == {"epochs": 1, "seeds": [1000, 1001]}
+    for b in comparison["baselines"]:
+        assert b["width"] is not None and b["latency_ms"]["host"] <= target, b
+        assert len(b["reference"]["accuracies"]) == 2
+    assert comparison["verdict"]["compared"] and comparison["verdict"]["line"].startswith("search ")
+    assert json.loads((out / "best.json").read_text())["search"]["comparison"]["verdict"] == comparison["verdict"]
+    assert Path(summary["files"]["pareto_png"]).stat().st_size > 1000
+    assert "reference training 10/8" not in proc.stderr and "reference training 8/8" in proc.stderr

@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("search", help="latency-aware architecture search for a device",
                               description="Sample architectures, score ACC on a proxy and LAT on devices or tables, "
                                           "train a controller on the reward; resumable.")
-    p.add_argument("--space", required=True, help="search space: mnasnet, mixnet, mobilenetv3, ofa-mbv3")
+    p.add_argument("--space", default="mnasnet", help="search space: mnasnet, mixnet, mobilenetv3, ofa-mbv3 "
+                                                     "(default mnasnet)")
     p.add_argument("--device", dest="latency", action="append", type=lambda v: ("device", v), default=[],
                    metavar="ID", help="measure latency on this device (host, HOST:PORT, serial); repeatable")
     p.add_argument("--table", dest="latency", action="append", type=lambda v: ("table", v),
@@ -57,7 +58,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rank-children", type=int, default=0,
                    help="supernet: Kendall tau of one-shot vs stand-alone accuracy over K sampled children "
                         "(default 0)")
-    p.add_argument("--steps", type=int, default=10, help="controller steps (default 10)")
+    p.add_argument("--band", help="train only children whose latency is inside LOW,HIGH x the target on every "
+                                  "device (predicted, then measured on a device); 'off' trains everything "
+                                  "(default 0.85,1.0)")
+    p.add_argument("--baselines", help="zoo models width-scaled to the target and trained beside the best child "
+                                       "in the reference training, comma-separated, or 'none' "
+                                       "(default mnasnet-a1,mobilenetv3-large,mobilenetv2-1.0)")
+    p.add_argument("--reference-epochs", type=int, default=None,
+                   help="epochs of the reference training that compares the best child with the baselines "
+                        "(default 5 x --epochs)")
+    p.add_argument("--reference-seeds", type=int, default=3, help="seeds of the reference training (default 3)")
+    p.add_argument("--steps", type=int, default=5, help="controller steps (default 5)")
     p.add_argument("--batch", type=int, default=4, help="children per controller step (default 4)")
     p.add_argument("--epochs", type=int, default=1, help="proxy training epochs per child (default 1)")
     p.add_argument("--batch-size", type=int, default=64, help="proxy training batch size (default 64)")
@@ -152,6 +163,14 @@ def _search(args: argparse.Namespace) -> int:
     controller_options = parse_controller_opts(args.controller_opt)
     evaluator_options = parse_evaluator_opts(args.evaluator, args.evaluator_opt)
     check_one_shot_flags(args)
+    from mnas.band import parse_band
+    from mnas.baselines import parse_baselines
+
+    band = parse_band(args.band)
+    baselines = parse_baselines(args.baselines)
+    if args.reference_seeds < 1 or (args.reference_epochs is not None and args.reference_epochs < 1):
+        raise UserError("--reference-epochs and --reference-seeds must be >= 1 (use --baselines none to skip "
+                        "the comparison)")
     controllers.create(args.controller, space, args.seed, **controller_options)  # bad options fail here
     if args.resolution < 32 or args.proxy_resolution < 8:
         raise UserError("--resolution must be >= 32 and --proxy-resolution >= 8")
@@ -171,7 +190,8 @@ def _search(args: argparse.Namespace) -> int:
         data = load_proxy_data(args.data, resolution=args.proxy_resolution, seed=args.seed)
         if args.train_size or args.val_size:
             data = data.subset(args.train_size, args.val_size)
-        return _run(args, space, data, store, targets, controller_options, evaluator_options, stored)
+        return _run(args, space, data, store, targets, controller_options, evaluator_options, stored, band,
+                    baselines)
     finally:
         store.close()
 
@@ -197,8 +217,10 @@ def _open_sources(args: argparse.Namespace, store) -> list:
     return sources
 
 
-def _run(args, space, data, store, targets, controller_options, evaluator_options, stored: dict) -> int:
+def _run(args, space, data, store, targets, controller_options, evaluator_options, stored: dict, band,
+         baselines: list[str]) -> int:
     from mnas import evaluators
+    from mnas.band import check_band_reachable
     from mnas.reward import Reward
     from mnas.search import (SearchSetup, check_targets, default_targets, latencies, run_search,
                              write_outputs)
@@ -213,6 +235,7 @@ def _run(args, space, data, store, targets, controller_options, evaluator_option
     if targets is None:
         targets = default_targets(sources, args.resolution, DEFAULT_TARGET_FACTOR, DEFAULT_REFERENCE)
     check_targets(space, sources, targets, args.resolution)
+    check_band_reachable(space, sources, targets, band, args.resolution)
     try:
         evaluator = evaluators.create(args.evaluator, data=data, epochs=args.epochs, batch_size=args.batch_size,
                                       proxy_resolution=args.proxy_resolution, seed=args.seed,
@@ -227,7 +250,10 @@ def _run(args, space, data, store, targets, controller_options, evaluator_option
         evaluator = _on_ray(args, evaluator, data, space, evaluator_options)
     setup = SearchSetup(space=space, controller=args.controller, evaluator=evaluator, sources=sources,
                         reward=Reward(args.reward, targets), steps=args.steps, batch=args.batch, seed=args.seed,
-                        resolution=args.resolution, controller_options=controller_options)
+                        resolution=args.resolution, controller_options=controller_options, band=band)
+    warning = setup.budget_warning()
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     result = run_search(setup, store, resume=args.resume, progress=not args.no_progress)
     reference = zoo_get(DEFAULT_REFERENCE, resolution=args.resolution)
     try:  # for the report only: a table of another space may not cover the reference's ops
@@ -242,7 +268,8 @@ def _run(args, space, data, store, targets, controller_options, evaluator_option
             print(f"warning: {DEFAULT_REFERENCE} took {then:.2f} ms on {source.name} when first measured and "
                   f"{now:.2f} ms now: the device's load changed, so this run's measured latencies (and a default "
                   "target) are not comparable with each other", file=sys.stderr)
-    summary = write_outputs(setup, store, args.out, export=not args.no_export)
+    comparison = _compare(args, setup, store, data, baselines) if baselines else None
+    summary = write_outputs(setup, store, args.out, export=not args.no_export, comparison=comparison)
     summary["resumed"] = result.resumed
     summary["counts"]["new_this_run"] = result.new_children
     summary["reference"] = {"name": DEFAULT_REFERENCE, "latency_ms": dict(zip(setup.source_names, ref_lat)),
@@ -261,6 +288,39 @@ def _run(args, space, data, store, targets, controller_options, evaluator_option
     return 0
 
 
+def _compare(args, setup, store, data, baselines: list[str]):
+    """The best child within the target and the baselines width-matched to it, trained alike (longer than the
+    proxy, several seeds): did the search pay off? Results are cached in the run store (resume trains nothing)."""
+    from mnas.baselines import compare, match_baselines
+    from mnas.evaluators.standalone import seeded_trainer
+    from mnas.search import summarize
+
+    best = summarize(setup, store.children())["best"]
+    if not best["within_target"]:
+        print("warning: no child met the target, so the search is not compared with the baselines",
+              file=sys.stderr)
+        return None
+    matched = match_baselines(baselines, setup.sources, setup.reward.targets_ms, args.resolution)
+    for m in matched:
+        if m.spec is None:
+            print(f"warning: baseline {m.name} cannot be scaled down to the target: {m.note}; left out",
+                  file=sys.stderr)
+    epochs = args.reference_epochs or 5 * args.epochs
+    seeds = [1000 + args.seed * 10 + k for k in range(args.reference_seeds)]  # never the search's own seed
+    trainer = seeded_trainer(data, epochs, args.batch_size, args.lr, cache=store.cache("reference"))
+    spec = setup.space.to_spec(setup.space.validate(best["sample"]), resolution=args.resolution)
+    total = len(seeds) * (1 + sum(m.spec is not None for m in matched))
+    done = []
+
+    def report(name: str, seed: int, accuracy: float) -> None:
+        done.append(name)
+        if not args.no_progress:
+            print(f"reference training {len(done)}/{total}: {name} seed {seed}: {accuracy:.4f}", file=sys.stderr,
+                  flush=True)
+
+    return compare(spec, matched, trainer, epochs, seeds, report)
+
+
 def _print_summary(summary: dict) -> None:
     best = summary["best"]
     lat = ", ".join(f"{name} {ms:.2f} ms (target {summary['targets_ms'][name]:.2f})"
@@ -271,6 +331,29 @@ def _print_summary(summary: dict) -> None:
           f"{counts['new_this_run']} new this run)")
     print(f"best: {best['name']}  accuracy {best['accuracy']:.4f}  reward {best['reward']:.4f}  {lat}  [{within}]")
     print("  " + " ".join(best["blocks"]))
+    band = summary.get("band")
+    if band:
+        limits = "off" if band["band"].get("off") else f"{band['band']['low']:g}-{band['band']['high']:g} x target"
+        print(f"latency band {limits}: {band['trained_in_band']} of {band['trained']} trained children inside; "
+              f"{band['proposed']} candidates proposed, {band['rejected_predicted']} rejected by prediction, "
+              f"{band['skipped_children']} skipped after measurement, {band['forced']} forced; filter "
+              f"{band['seconds']:.1f} s ({band['bootstrap_measured']} bootstrap measurements)")
+    comparison = summary.get("comparison")
+    if comparison:
+        ref = comparison["reference_training"]
+        rows = [("best child", comparison["best"])] + [
+            (f"{b['name']} x{b['width']:g}", b["reference"]) for b in comparison["baselines"] if "reference" in b]
+        print(f"reference training ({ref['epochs']} epochs, seeds {', '.join(map(str, ref['seeds']))}):")
+        lat_of = {b["name"]: b["latency_ms"] for b in comparison["baselines"]}
+        for label, r in rows:
+            name = label.split(" x")[0]
+            lat = best["latency_ms"] if label == "best child" else lat_of[name]
+            print(f"  {label:28s} {r['mean']:.4f} +- {r['std']:.4f}  "
+                  + ", ".join(f"{n} {v:.2f} ms" for n, v in lat.items()))
+        for b in comparison["baselines"]:
+            if "reference" not in b:
+                print(f"  {b['name']}: not compared ({b['note']})")
+        print(comparison["verdict"]["line"])
     ref = summary["reference"]
     print(f"reference {ref['name']}: " + ", ".join(
         f"{n} {v:.2f} ms (now {ref['latency_ms_now'][n]:.2f})" if v is not None else f"{n} not covered"

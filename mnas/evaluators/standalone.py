@@ -94,6 +94,7 @@ class StandaloneEvaluator:
         from mnas.builder import build_keras
 
         keras.backend.clear_session()  # each child in a fresh graph: no memory growth over a long search
+        _quiet_retracing()
         keras.utils.set_random_seed(self.seed)
         d = self.data
         t0 = time.perf_counter()
@@ -146,6 +147,22 @@ class StandaloneEvaluator:
                   "steps": self.epochs * steps_per_epoch}
         keras.backend.clear_session()
         return after, detail
+
+
+class _NoRetraceWarning:  # a logging.Filter
+    """Every child is a new graph by design, so TF's "triggered tf.function retracing" advice is noise here."""
+
+    @staticmethod
+    def filter(record) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def _quiet_retracing() -> None:
+    import logging
+
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _NoRetraceWarning) for f in logger.filters):
+        logger.addFilter(_NoRetraceWarning())
 
 
 def recalibrate_bn(model, x: np.ndarray, batch_size: int, batches: int, seed: int = 0) -> int:
@@ -218,3 +235,20 @@ def _accuracy(infer, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
         logits = infer(tf.constant(chunk)).numpy()[:n]
         correct += int(np.sum(np.argmax(logits, axis=-1) == y[start:start + n]))
     return correct / len(x)
+
+
+def seeded_trainer(data: ProxyData, epochs: int, batch_size: int, learning_rate: float,
+                   cache: ResultCache | None = None):
+    """(spec, seed) -> (accuracy, seconds): the same stand-alone training under several seeds (one evaluator per
+    seed, results cached by spec + settings, so a resumed comparison trains nothing again)."""
+    evaluators: dict[int, StandaloneEvaluator] = {}
+
+    def train(spec: ModelSpec, seed: int) -> tuple[float, float]:
+        if seed not in evaluators:
+            evaluators[seed] = StandaloneEvaluator(data, epochs=epochs, batch_size=batch_size,
+                                                   proxy_resolution=data.resolution, seed=seed, cache=cache,
+                                                   learning_rate=learning_rate)
+        result = evaluators[seed].evaluate([spec])[0]
+        return result.accuracy, result.seconds
+
+    return train
