@@ -171,12 +171,14 @@ class Comparison:
         return verdict(self.best, self.trained)
 
     def references(self, source_names: Sequence[str], best_latency_ms: dict[str, float]) -> dict:
-        """name -> (mean reference accuracy, latency per source): markers for pareto.png."""
-        out = {f"best child ({self.epochs} ep)": (self.best.mean, [best_latency_ms[n] for n in source_names])}
+        """name -> (mean reference accuracy, latency per source, std over seeds): markers for pareto.png."""
+        out = {f"best child ({self.epochs} ep)": (self.best.mean, [best_latency_ms[n] for n in source_names],
+                                                  self.best.std)}
         for m in self.matched:
             if m.name in self.trained:
-                out[f"{m.name} x{m.width:g} ({self.epochs} ep)"] = (self.trained[m.name].mean,
-                                                                      [m.latency_ms[n] for n in source_names])
+                t = self.trained[m.name]
+                out[f"{m.name} x{m.width:.2f} ({self.epochs} ep)"] = (t.mean, [m.latency_ms[n] for n in source_names],
+                                                                       t.std)
         return out
 
     def to_dict(self) -> dict:

@@ -70,14 +70,17 @@ def plot_front(path: str | Path, accuracy: Sequence[float], latency_ms: Sequence
             ax.axvspan(band[d][0], band[d][1], color="tab:green", alpha=0.12, label="latency band")
         if best is not None:
             ax.scatter([lat[best, d]], [acc[best]], marker="*", s=180, c="tab:orange", zorder=5, label="best")
-        for name, (ref_acc, ref_lat) in (references or {}).items():
+        for k, (name, ref) in enumerate((references or {}).items()):
+            ref_acc, ref_lat, ref_std = (*ref, 0.0)[:3]  # (accuracy, latencies[, std over seeds])
             is_best = name.startswith("best")
-            ax.scatter([ref_lat[d]], [ref_acc], marker="*" if is_best else "s", s=120 if is_best else 40,
-                       c="tab:purple" if is_best else "k", zorder=5)
-            ax.annotate(name, (ref_lat[d], ref_acc), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            ax.errorbar([ref_lat[d]], [ref_acc], yerr=[ref_std], fmt="*" if is_best else "s",
+                        ms=12 if is_best else 6, c="tab:purple" if is_best else "k", capsize=3, zorder=5)
+            ax.annotate(name, (ref_lat[d], ref_acc), textcoords="offset points", xytext=(6, -10 * (k % 2) + 3),
+                        fontsize=7)
         kind = "measured" if measured[d] else "predicted"
         ax.set_xlabel(f"latency on {device_names[d]} (ms, {kind})")
-        ax.set_ylabel("proxy accuracy")
+        ax.set_ylabel("proxy accuracy" if not references else
+                      "accuracy: proxy (dots), reference training (marked)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
     if title:
