@@ -33,13 +33,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from latency.public_luts import default_luts_dir  # noqa: E402
 from mnas import controllers, spaces  # noqa: E402
 from mnas.costs import layer_cost  # noqa: E402
 from mnas.reward import Reward  # noqa: E402
 
-LUTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "public_luts"
-if not LUTS.is_dir():
-    LUTS = Path("/work/shared/data/public_luts")
+LUTS = default_luts_dir()  # the repository's data/public_luts (or $MNAS_PUBLIC_LUTS)
 
 # Defaults chosen with --tune on seeds 100-101 (never on the reported seeds 0-2).
 TUNED = {"ppo": {"lr": 0.002, "batch_size": 10}, "reinforce": {"lr": 0.1},

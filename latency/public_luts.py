@@ -29,11 +29,11 @@ PROXYLESS_MOBILE = {"kind": PUBLISHED_KIND, "model": "ProxylessNAS mobile (Pixel
 
 
 def default_luts_dir() -> Path:
-    """Where the published tables live: $MNAS_PUBLIC_LUTS, else ../shared/data/public_luts beside the repo."""
+    """Where the published tables live: $MNAS_PUBLIC_LUTS, else the repository's data/public_luts."""
     env = os.environ.get("MNAS_PUBLIC_LUTS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "data" / "public_luts"
+    return Path(__file__).resolve().parents[1] / "data" / "public_luts"
 
 
 def fingerprint_key(info: dict, resolution: int) -> str:

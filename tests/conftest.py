@@ -3,6 +3,10 @@
 - `run_cli`: run the real `mnas` console script in a subprocess (the installed `.venv/bin/mnas`, or
   `python -m mnas.cli` when the script is not installed), with `MNAS_CACHE` pointed at a temp dir.
 - `mnas_cache`: point `MNAS_CACHE` (export cache) at a fresh temp dir for in-process tests.
+- `require(condition, what)`: the one guard for an optional piece a developer machine may lack (Ray, the adb
+  client). It skips there, and fails under CI=true, where every piece is installed and every test must run.
+  Everything else the tests need is a hard dependency or ships in the repository (data/public_luts), so it is
+  imported or asserted plainly; tests/test_suite_complete.py refuses any other skip.
 """
 
 from __future__ import annotations
@@ -15,6 +19,18 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def require(condition: bool, what: str) -> None:
+    """Go on if `condition`; else skip (a developer machine) or fail (CI=true) with "needs WHAT".
+
+    Usable in a test, a fixture or at module level (the whole module is skipped, or its collection fails)."""
+    __tracebackhide__ = True  # reports name the caller's line, not this one
+    if condition:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"needs {what} (CI=true: a missing piece fails instead of skipping)", pytrace=False)
+    pytest.skip(f"needs {what}", allow_module_level=True)
 
 
 def _cli_command() -> list[str]:

@@ -19,6 +19,7 @@ from devices.base import ProfileOptions
 from devices.emulator.daemon import EmulatedPhone, FaultKnobs
 from devices.emulator.sample_model import tiny_cnn_tflite
 from mnas.errors import UserError
+from tests.conftest import require
 
 FAST = ProfileOptions(threads=1, warmup_runs=2, runs=10, max_rounds=3, target_rel_ci=0.5)
 
@@ -234,8 +235,8 @@ def test_cli_connection_refused_exit_2(key, monkeypatch, capsys):
     assert err.startswith("error: ") and err.count("\n") == 1
 
 
-@pytest.mark.skipif(shutil.which("adb") is None, reason="needs the adb client (make system-deps)")
 def test_list_devices_asks_a_running_adb_server(key, tmp_path):
+    require(shutil.which("adb") is not None, "the adb client (make system-deps)")
     from devices.registry import list_devices
 
     with socket.socket() as probe:

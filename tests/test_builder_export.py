@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 
+import keras
 import numpy as np
 import pytest
 
-from mnas import costs, zoo
+from mnas import builder, costs, export, zoo  # builder and export import TF
 from mnas.errors import UserError
 from mnas.spec import ModelSpec
-
-keras = pytest.importorskip("keras")
-from mnas import builder, export  # noqa: E402  (imports TF)
-from mnas.tfgraphs import custom_gradient_names  # noqa: E402
+from mnas.tfgraphs import custom_gradient_names
 
 # What our models may convert to: TFLite builtins only (no Flex ops, no leftover variables).
 ALLOWED_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MUL", "MEAN", "HARD_SWISH", "LOGISTIC", "CONCATENATION",

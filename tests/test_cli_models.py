@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 
+from latency.public_luts import default_luts_dir
 from mnas import costs, zoo
 from mnas.archfile import load_arch_file, resolve_arch, save_arch_file
 from mnas.blocks import BlockStringError
 from mnas.errors import UserError
 
-OFA_NETS = Path(__file__).resolve().parents[2] / "shared/data/public_luts/ofa_note10_specialized_nets"
+OFA_NETS = default_luts_dir() / "ofa_note10_specialized_nets"  # shipped in the repository's data/public_luts
 
 
 def _one_line_error(result, *needles: str) -> None:
@@ -131,9 +131,10 @@ def test_arch_file_defaults_and_errors(tmp_path) -> None:
         resolve_arch("efficientnet-b9")
 
 
-@pytest.mark.skipif(not OFA_NETS.is_dir(), reason="shared OFA data not present")
 def test_ofa_net_config_resolves() -> None:
-    net = sorted(OFA_NETS.glob("*/net.config"))[0]
+    nets = sorted(OFA_NETS.glob("*/net.config"))
+    assert nets, f"no OFA specialised nets under {OFA_NETS}"
+    net = nets[0]
     spec = resolve_arch(str(net))
     assert spec.se_style == "mobilenetv3" and spec.final_filters > 0
     assert costs.count_params(spec) > 1_000_000

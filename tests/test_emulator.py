@@ -21,11 +21,12 @@ from adb_shell.exceptions import AdbCommandFailureException, PushFailedError
 from devices.emulator import EmulatedPhone, FaultKnobs, PhoneProfile
 from devices.emulator.sample_model import write_tiny_cnn
 from mnas.errors import UserError
+from tests.conftest import require
 
 TMP = "/data/local/tmp"
 FAST = "--min_secs=0 --warmup_min_secs=0"
 
-# Regexes for the benchmark_model lines, as in /work/shared/reference/benchmark_model.md.
+# Regexes for the benchmark_model lines, as in the project's shared/reference/benchmark_model.md.
 NUM = r"[0-9.]+(?:e[+-]?\d+)?"
 ALL_SAME_LINE = re.compile(r"^(?:INFO: )?count=12 curr=\d+\(all same\)$", re.M)
 COUNT_LINE = re.compile(rf"^(?:INFO: )?count=(\d+) first=(\d+) curr=(\d+) min=(\d+) max=(\d+) avg=({NUM}) "
@@ -360,8 +361,7 @@ def free_port() -> int:
 def adb_runner(home: Path):
     """`run(*args)` for the real adb client with a private server port and HOME (its key is made there)."""
     adb = shutil.which("adb")
-    if adb is None:
-        pytest.skip("adb client not installed")
+    require(adb is not None, "the adb client (make system-deps)")
     env = dict(os.environ, HOME=str(home), ANDROID_ADB_SERVER_PORT=str(free_port()))
     env.pop("ANDROID_SERIAL", None)
 

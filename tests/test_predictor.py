@@ -15,7 +15,7 @@ from mnas import spaces, zoo
 from mnas.costs import layer_cost
 from mnas.errors import UserError
 
-LUTS = default_luts_dir()
+LUTS = default_luts_dir()  # the repository's data/public_luts (or $MNAS_PUBLIC_LUTS)
 
 
 def _cost_table(space_name: str, resolution: int = 224) -> dict[str, float]:
@@ -136,7 +136,6 @@ def test_batch_prediction_refuses_uncovered_ops():
     assert err.value.key == Predictor(table, "x").missing_keys(space.to_spec(first_bad, resolution=224))[0]
 
 
-@pytest.mark.skipif(not (LUTS / "ofa_note10").is_dir(), reason=f"published tables not at {LUTS}")
 def test_note10_table_predicts_the_ofa_space_in_batch(tmp_path):
     with TableStore.open(tmp_path / "n10.db", create=True) as store:
         import_yaml(LUTS / "ofa_note10" / "224_lookup_table.yaml", store)

@@ -4,12 +4,17 @@ Everything is real: Ray actors in their own processes open the phones with adb-s
 LiteRT, the table goes to SQLite. One Ray cluster for the module (`ray.init(num_cpus=2)`), shut down at the end.
 """
 
+import importlib.util
 import os
 import socket
 
 import pytest
 
-ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'ray==2.60.0')")
+from tests.conftest import require
+
+require(importlib.util.find_spec("ray") is not None, "ray (pip install 'ray==2.60.0')")
+
+import ray  # noqa: E402
 
 from devices.adb_keys import ensure_key  # noqa: E402
 from devices.android import AndroidDevice  # noqa: E402

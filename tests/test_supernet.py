@@ -10,18 +10,16 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from mnas.data import load_proxy_data
 from mnas.errors import UserError
 from mnas.spaces import get as get_space
 from mnas.spaces.layerwise import mobilenetv3_space
 from mnas.spaces.mnasnet import mixnet_space, mnasnet_space
-
-tf = pytest.importorskip("tensorflow")
-
-from mnas.data import load_proxy_data  # noqa: E402
-from mnas.supernet.evaluator import SupernetEvaluator, sample_of  # noqa: E402
-from mnas.supernet.layerwise import is_layerwise, plan_layers  # noqa: E402
-from mnas.supernet.model import Supernet, make_supernet, plan_space  # noqa: E402
+from mnas.supernet.evaluator import SupernetEvaluator, sample_of
+from mnas.supernet.layerwise import is_layerwise, plan_layers
+from mnas.supernet.model import Supernet, make_supernet, plan_space
 
 # b0 widths (16, 24), b1 widths (24, 32) and layers (1, 2, 3): every kind of choice has >= 2 options.
 TINY = mnasnet_space("tiny-mnasnet", skeleton=((16, 1, 1), (24, 2, 2)))

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-tf = pytest.importorskip("tensorflow")
-
-from mnas.builder import build_keras  # noqa: E402
-from mnas.spaces.mnasnet import mixnet_space, mnasnet_space  # noqa: E402
-from mnas.spaces import get as get_space  # noqa: E402
-from mnas.spaces.layerwise import mobilenetv3_space  # noqa: E402
-from mnas.supernet.layerwise import LayerwiseSupernet  # noqa: E402
-from mnas.supernet.model import Supernet  # noqa: E402
+from mnas.builder import build_keras
+from mnas.spaces.mnasnet import mixnet_space, mnasnet_space
+from mnas.spaces import get as get_space
+from mnas.spaces.layerwise import mobilenetv3_space
+from mnas.supernet.layerwise import LayerwiseSupernet
+from mnas.supernet.model import Supernet
 
 # every op, kernel, SE, skip (pool with and without projection), width and layer-count option occurs
 TINY = mnasnet_space("tiny-mnasnet", skeleton=((16, 1, 1), (24, 2, 2), (32, 2, 1)))

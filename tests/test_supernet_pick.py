@@ -66,9 +66,6 @@ def test_rescore_pick_takes_the_best_rescored_not_the_best_one_shot():
         rescore_pick([], fresh.__getitem__)
 
 
-tf = pytest.importorskip("tensorflow")
-
-
 @pytest.mark.slow
 def test_rollback_undoes_path_training_and_score_takes_another_batch():
     from mnas.data import load_proxy_data

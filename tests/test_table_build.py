@@ -111,17 +111,17 @@ def test_cli_import_show_predict_export(run_cli, tmp_path, built, specs):
     out = run_cli("table", "export", path, "--csv", tmp_path / "t.csv")
     assert out.returncode == 0 and (tmp_path / "t.csv").read_text().startswith("fingerprint_key,op_key")
     luts = default_luts_dir() / "ofa_note10"
-    if luts.is_dir():
-        imported = run_cli("table", "import", luts / "224_lookup_table.yaml", "--out", tmp_path / "n10.db")
-        assert imported.returncode == 0, imported.stderr
-        net = next((default_luts_dir() / "ofa_note10_specialized_nets").glob("note10_lat-30ms*")) / "net.config"
-        pred = run_cli("predict", "--table", tmp_path / "n10.db", "--arch", net, "--json")
-        assert pred.returncode == 0, pred.stderr
-        assert abs(json.loads(pred.stdout)["latency_ms"] - 29.97) < 0.01
-        refused = run_cli("predict", "--table", tmp_path / "n10.db", "--arch", "mnasnet-a1")
-        assert refused.returncode == 2 and refused.stderr.startswith("error: ")
-        assert len(refused.stderr.splitlines()) == 1
-        assert "Conv-input:224x224x3-output:112x112x32-act:relu" in refused.stderr
+    assert luts.is_dir(), f"published tables not at {luts} (shipped in data/public_luts)"
+    imported = run_cli("table", "import", luts / "224_lookup_table.yaml", "--out", tmp_path / "n10.db")
+    assert imported.returncode == 0, imported.stderr
+    net = next((default_luts_dir() / "ofa_note10_specialized_nets").glob("note10_lat-30ms*")) / "net.config"
+    pred = run_cli("predict", "--table", tmp_path / "n10.db", "--arch", net, "--json")
+    assert pred.returncode == 0, pred.stderr
+    assert abs(json.loads(pred.stdout)["latency_ms"] - 29.97) < 0.01
+    refused = run_cli("predict", "--table", tmp_path / "n10.db", "--arch", "mnasnet-a1")
+    assert refused.returncode == 2 and refused.stderr.startswith("error: ")
+    assert len(refused.stderr.splitlines()) == 1
+    assert "Conv-input:224x224x3-output:112x112x32-act:relu" in refused.stderr
 
 
 def test_cli_bad_input_is_one_line_exit_2(run_cli, tmp_path, built):
