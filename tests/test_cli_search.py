@@ -66,6 +66,15 @@ def test_target_below_the_smallest_model_is_one_line_exit_2(run_cli, tmp_path, t
     _one_line_error(proc, "target 1 ms", "below the smallest model of space 'ofa-mbv3'")
 
 
+def test_band_out_of_reach_and_bad_band_are_one_line_exit_2(run_cli, tmp_path, table):
+    base = ["search", "--space", "ofa-mbv3", "--table", table, "--out", tmp_path / "r"]
+    _one_line_error(run_cli(*base, "--target-ms", "1000"), "latency band 850-1e+03 ms on table:",
+                    "out of reach of space 'ofa-mbv3'", "its fastest network takes", "its slowest about")
+    _one_line_error(run_cli(*base, "--target-ms", "40", "--band", "1,0.5"), "--band must be LOW,HIGH")
+    _one_line_error(run_cli(*base, "--target-ms", "40", "--baselines", "resnet50"), "unknown baseline model")
+    _one_line_error(run_cli(*base, "--target-ms", "40", "--reference-seeds", "0"), "--reference-seeds must be >= 1")
+
+
 def test_default_target_needs_a_table_that_covers_the_reference(run_cli, tmp_path, table):
     proc = run_cli("search", "--space", "ofa-mbv3", "--table", table, "--out", tmp_path / "r")
     _one_line_error(proc, "no --target-ms given", "mnasnet-a1")
