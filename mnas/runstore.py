@@ -28,7 +28,15 @@ from typing import Any, Protocol
 from mnas.errors import UserError
 from mnas.spec import ModelSpec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# What each older schema needs to become the current one (applied in order, in one transaction).
+MIGRATIONS: dict[int, list[str]] = {
+    1: ["ALTER TABLE children ADD COLUMN state TEXT NOT NULL DEFAULT 'complete'",
+        "ALTER TABLE children ADD COLUMN error TEXT"],
+}
+CHILD_STATES = ("complete", "failed")
+_CHILD_COLUMNS = ("step", "idx", "sample", "spec", "spec_key", "accuracy", "latency_ms", "measured", "reward",
+                  "seconds", "cached", "detail", "created", "state", "error")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -55,6 +63,8 @@ CREATE TABLE IF NOT EXISTS children (
     cached INTEGER NOT NULL,
     detail TEXT NOT NULL,
     created REAL NOT NULL,
+    state TEXT NOT NULL DEFAULT 'complete',
+    error TEXT,
     PRIMARY KEY (step, idx)
 );
 CREATE TABLE IF NOT EXISTS skipped (
@@ -155,6 +165,12 @@ class ChildRecord:
     cached: bool
     detail: dict = field(default_factory=dict)
     created: float = 0.0
+    state: str = "complete"  # complete | failed (the error is kept; the controller is not told it)
+    error: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.state == "complete"
 
     @property
     def name(self) -> str:
@@ -171,6 +187,11 @@ class OpenStep:
     step: int
     samples: list
     asked_state: dict
+
+
+def _child_from_row(row: dict) -> ChildRecord:
+    decoded = {k: json.loads(row[k]) for k in ("sample", "spec", "latency_ms", "measured", "seconds", "detail")}
+    return ChildRecord(**{**row, **decoded, "cached": bool(row["cached"])})
 
 
 # -- the store ------------------------------------------------------------------------------------
@@ -190,8 +211,22 @@ class RunStore:
         version = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if version is None:
             self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif int(version[0]) != SCHEMA_VERSION:
-            raise UserError(f"run store {str(self.path)!r} has schema {version[0]}, this mnas writes {SCHEMA_VERSION}")
+        else:
+            self._migrate(int(version[0]))
+
+    def _migrate(self, version: int) -> None:
+        """Bring an older store to SCHEMA_VERSION in place; refuse a newer one (one line naming both)."""
+        if version > SCHEMA_VERSION or version not in MIGRATIONS and version != SCHEMA_VERSION:
+            raise UserError(f"run store {str(self.path)!r} has schema {version}, this mnas reads schemas 1.."
+                            f"{SCHEMA_VERSION}; use the mnas version that wrote it")
+        if version == SCHEMA_VERSION:
+            return
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            for v in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[v]:
+                    self._db.execute(statement)
+            self._db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         self._db.close()
@@ -268,25 +303,32 @@ class RunStore:
     def add_child(self, child: ChildRecord) -> None:
         with self._db:
             self._db.execute("BEGIN")
+            if child.state not in CHILD_STATES:
+                raise ValueError(f"child state must be one of {CHILD_STATES}, got {child.state!r}")
             self._db.execute(
-                "INSERT INTO children VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO children ({', '.join(_CHILD_COLUMNS)}) VALUES ({', '.join('?' * len(_CHILD_COLUMNS))})",
                 (child.step, child.idx, _dumps(child.sample), _dumps(child.spec), child.spec_key,
                  float(child.accuracy), _dumps(child.latency_ms), _dumps(child.measured), float(child.reward),
-                 _dumps(child.seconds), int(child.cached), _dumps(child.detail), child.created or time.time()))
+                 _dumps(child.seconds), int(child.cached), _dumps(child.detail), child.created or time.time(),
+                 child.state, child.error))
 
-    def children(self, step: int | None = None) -> list[ChildRecord]:
-        query = "SELECT * FROM children"
-        args: tuple = ()
+    def children(self, step: int | None = None, state: str | None = "complete") -> list[ChildRecord]:
+        """Children in (step, idx) order: the complete ones by default, `state=None` for all."""
+        where, args = [], []
         if step is not None:
-            query, args = query + " WHERE step=?", (step,)
+            where, args = where + ["step=?"], args + [step]
+        if state is not None:
+            where, args = where + ["state=?"], args + [state]
+        query = f"SELECT {', '.join(_CHILD_COLUMNS)} FROM children"
+        if where:
+            query += " WHERE " + " AND ".join(where)
         rows = self._db.execute(query + " ORDER BY step, idx", args).fetchall()
-        return [ChildRecord(step=r[0], idx=r[1], sample=json.loads(r[2]), spec=json.loads(r[3]), spec_key=r[4],
-                            accuracy=r[5], latency_ms=json.loads(r[6]), measured=json.loads(r[7]), reward=r[8],
-                            seconds=json.loads(r[9]), cached=bool(r[10]), detail=json.loads(r[11]), created=r[12])
-                for r in rows]
+        return [_child_from_row(dict(zip(_CHILD_COLUMNS, r))) for r in rows]
 
-    def count_children(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM children").fetchone()[0]
+    def count_children(self, state: str | None = None) -> int:
+        if state is None:
+            return self._db.execute("SELECT COUNT(*) FROM children").fetchone()[0]
+        return self._db.execute("SELECT COUNT(*) FROM children WHERE state=?", (state,)).fetchone()[0]
 
     # -- candidates measured and not trained (outside the latency band) ----------------------------------
     def add_skipped(self, step: int, sample: list, latency_ms: dict, reason: str) -> None:

@@ -16,6 +16,7 @@ controller the rewards. The run store makes it resumable after any kill
 from __future__ import annotations
 
 import csv
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,19 +150,19 @@ def run_search(setup: SearchSetup, store: RunStore, resume: bool = False, progre
                     store.add_skipped(step, skip.sample, skip.latency_ms, skip.reason)
                 store.cache_put("band", f"step{step}", stats.to_dict())
                 store.begin_step(step, [list(s) for s in samples], controller.state_dict())
-            have = {c.idx for c in store.children(step)}
+            have = {c.idx for c in store.children(step, state=None)}  # failed ones too: they are not retried
             todo = [(idx, sample) for idx, sample in enumerate(samples) if idx not in have]
             ready = _evaluate_batch(setup, todo)
             for idx, sample in todo:
-                child = evaluate_child(setup, step, idx, sample, ready.get(idx))
+                child = _evaluate_or_record_failure(setup, step, idx, sample, ready.get(idx))
                 store.add_child(child)
                 new += 1
                 best.offer(child)
                 bar.update(1, best.describe())
                 if on_child is not None:
                     on_child(child)
-            rewards = [c.reward for c in store.children(step)]
-            controller.tell(samples, rewards)
+            done = store.children(step)  # complete children only: a failure has no reward to learn from
+            controller.tell([tuple(c.sample) for c in done], [c.reward for c in done])
             store.close_step(step, controller.state_dict())
             step += 1
     finally:
@@ -215,6 +216,25 @@ def _evaluate_batch(setup: SearchSetup, todo: list[tuple[int, Sequence[int]]]) -
     if not getattr(setup.evaluator, "parallel", False):
         return {}
     return dict(zip([idx for idx, _ in todo], setup.evaluator.evaluate(specs)))
+
+
+def _evaluate_or_record_failure(setup: SearchSetup, step: int, idx: int, sample: Sequence[int],
+                                result: EvalResult | None) -> ChildRecord:
+    """A child whose training or measurement raises is recorded as failed, with its error, and the search goes
+    on (Optuna's FAIL state). Bad input (UserError) and interrupts still stop the run."""
+    t0 = time.perf_counter()
+    try:
+        return evaluate_child(setup, step, idx, sample, result)
+    except UserError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any failure of one child must not end the search
+        error = f"{type(err).__name__}: {err}".splitlines()[0][:500]
+        print(f"warning: child {step}.{idx} failed ({error}); recorded as failed, the search goes on",
+              file=sys.stderr, flush=True)
+        spec = setup.spec(sample)
+        return ChildRecord(step=step, idx=idx, sample=list(sample), spec=spec_to_dict(spec), spec_key=spec_key(spec),
+                           accuracy=0.0, latency_ms={}, measured={}, reward=0.0,
+                           seconds={"total_s": time.perf_counter() - t0}, cached=False, state="failed", error=error)
 
 
 def evaluate_child(setup: SearchSetup, step: int, idx: int, sample: Sequence[int],
@@ -311,8 +331,9 @@ def write_history(path: Path, children: list[ChildRecord]) -> Path:
     return path
 
 
-def summarize(setup: SearchSetup, children: list[ChildRecord]) -> dict:
-    """Best child within the targets, the Pareto front, counts: pure, for the CLI and the outputs."""
+def summarize(setup: SearchSetup, children: list[ChildRecord], failed: int = 0) -> dict:
+    """Best child within the targets, the Pareto front, counts (`failed`: children recorded as failed, not in
+    `children`): pure, for the CLI and the outputs."""
     if not children:
         raise UserError("the run has no evaluated children yet")
     names = setup.source_names
@@ -331,7 +352,8 @@ def summarize(setup: SearchSetup, children: list[ChildRecord]) -> dict:
         "targets_ms": dict(zip(names, setup.reward.targets_ms)),
         "pareto": [{"name": children[i].name, "accuracy": children[i].accuracy,
                     "latency_ms": children[i].latency_ms} for i in front],
-        "counts": {"children": len(children), "distinct": distinct, "steps": setup.steps, "batch": setup.batch,
+        "counts": {"children": len(children), "distinct": distinct, "failed": failed, "steps": setup.steps,
+                   "batch": setup.batch,
                    "budget": setup.steps * setup.batch,
                    "within_target": int(np.sum(np.all(np.asarray(lat) <= np.asarray(setup.reward.targets_ms),
                                                       axis=1)))},
@@ -350,7 +372,7 @@ def write_outputs(setup: SearchSetup, store: RunStore, out_dir: str | Path, expo
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     children = store.children()
-    summary = summarize(setup, children)
+    summary = summarize(setup, children, failed=store.count_children("failed"))
     best = children[summary.pop("best_index")]
     summary["band"] = band_report(setup, store, children)
     references = None

@@ -263,3 +263,57 @@ def test_a_parallel_evaluator_gets_each_step_as_one_batch_with_the_same_results(
         got = [(c.step, c.idx, c.reward) for c in run_search(parallel, store, progress=False).children]
     assert evaluator.batches == [4, 4, 4]
     assert got == expected
+
+
+class FlakyEvaluator(CostEvaluator):
+    """Raises (as a child that runs out of memory would) on its 2nd and 5th calls."""
+
+    def evaluate(self, specs):
+        if self.calls + 1 in (2, 5):
+            self.calls += 1
+            raise RuntimeError("child blew up\nsecond line")
+        return super().evaluate(specs)
+
+
+def test_a_failing_child_is_recorded_and_the_search_goes_on(tmp_path, capsys):
+    setup = make_setup(note10_table(tmp_path), controller="reinforce", steps=3, batch=3)
+    setup.evaluator = FlakyEvaluator()
+    with RunStore(tmp_path / "run.db") as store:
+        run_search(setup, store, progress=False)
+        failed = store.children(state="failed")
+        assert [(c.step, c.idx) for c in failed] == [(0, 1), (1, 1)]
+        assert all(c.error == "RuntimeError: child blew up" and c.reward == 0.0 for c in failed)
+        assert store.count_children() == 9 and len(store.children()) == 7
+        _, state = store.last_closed_step()
+        assert state["num_told"] == 7  # the controller learned from complete children only
+        summary = write_outputs(setup, store, tmp_path / "out", export=False)
+        assert summary["counts"]["failed"] == 2 and summary["counts"]["children"] == 7
+    assert capsys.readouterr().err.count("recorded as failed, the search goes on") == 2
+    setup.steps = 3
+    with RunStore(tmp_path / "run.db") as store:  # resume: failed children are not retried
+        calls = setup.evaluator.calls
+        run_search(setup, store, resume=True, progress=False)
+        assert setup.evaluator.calls == calls
+
+
+def test_a_schema_1_run_store_is_migrated_and_a_newer_one_refused(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with RunStore(path) as store:
+        store.start_or_resume({"space": "x"}, resume=False)
+    db = sqlite3.connect(path)  # make it look like a store written before child states existed
+    db.execute("ALTER TABLE children DROP COLUMN state")
+    db.execute("ALTER TABLE children DROP COLUMN error")
+    db.execute("UPDATE meta SET value='1' WHERE key='schema'")
+    db.commit()
+    db.close()
+    with RunStore(path) as store:
+        assert store.settings() == {"space": "x"} and store.children(state=None) == []
+    assert sqlite3.connect(path).execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == "2"
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value='9' WHERE key='schema'")
+    db.commit()
+    db.close()
+    with pytest.raises(UserError, match=r"has schema 9, this mnas reads schemas 1..2"):
+        RunStore(path)

@@ -327,8 +327,9 @@ def _print_summary(summary: dict) -> None:
                     for name, ms in best["latency_ms"].items())
     within = "within" if best["within_target"] else "NOT within (no child met the targets; best reward shown)"
     counts = summary["counts"]
+    failed = f", {counts['failed']} failed (run.db keeps their errors)" if counts.get("failed") else ""
     print(f"{counts['children']} children ({counts['distinct']} distinct, {counts['within_target']} within target, "
-          f"{counts['new_this_run']} new this run)")
+          f"{counts['new_this_run']} new this run{failed})")
     print(f"best: {best['name']}  accuracy {best['accuracy']:.4f}  reward {best['reward']:.4f}  {lat}  [{within}]")
     print("  " + " ".join(best["blocks"]))
     band = summary.get("band")
