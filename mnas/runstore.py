@@ -277,6 +277,12 @@ class RunStore:
                                "ORDER BY step DESC LIMIT 1").fetchone()
         return None if row is None else (row[0], json.loads(row[1]))
 
+    def closed_step_states(self) -> list[tuple[int, dict, dict]]:
+        """(step, state after ask, state after tell) of every closed step, in order."""
+        rows = self._db.execute("SELECT step, asked_state, told_state FROM steps WHERE told_state IS NOT NULL "
+                                "ORDER BY step").fetchall()
+        return [(r[0], json.loads(r[1]), json.loads(r[2])) for r in rows]
+
     def closed_steps(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM steps WHERE told_state IS NOT NULL").fetchone()[0]
 

@@ -113,13 +113,47 @@ class SearchResult:
     seconds: float
 
 
+# The controller's full state (PPO: ~50k floats with Adam's moments, ~1 MB of JSON) is stored every
+# SNAPSHOT_EVERY steps; in between a step stores its samples and the controller's random-generator state after
+# the asks, and the state after its tell is replayed from the step's stored children (asks change nothing but
+# the generator; tells are deterministic). A few hundred bytes per step instead of two full states.
+SNAPSHOT_EVERY = 100
+
+
+def asked_state(controller) -> dict:
+    return {"rng": controller.rng.bit_generator.state}
+
+
+def told_state(controller, step: int) -> dict:
+    return controller.state_dict() if (step + 1) % SNAPSHOT_EVERY == 0 else {"replay": True}
+
+
+def _set_asked(controller, state: dict) -> None:
+    if "controller" in state:  # a full state (run stores written before replay)
+        controller.load_state_dict(state)
+    else:
+        controller.rng.bit_generator.state = state["rng"]
+
+
 def restored_controller(setup: SearchSetup, store: RunStore):
-    """The controller as the store's last closed step left it, and that step (None: a fresh controller)."""
+    """The controller as the store's last closed step left it, and (that step, its state); (controller, None)
+    for a fresh run. Rebuilt from the last full snapshot by replaying the later steps' tells."""
     controller = controllers.create(setup.controller, setup.space, setup.seed, **setup.controller_options)
-    last = store.last_closed_step()
-    if last is not None:
-        controller.load_state_dict(last[1])
-    return controller, last
+    rows = store.closed_step_states()
+    if not rows:
+        return controller, None
+    start = 0
+    for i, (_, _, told) in enumerate(rows):
+        if "controller" in told:
+            start = i + 1
+            snapshot = told
+    if start:
+        controller.load_state_dict(snapshot)
+    for step, asked, _ in rows[start:]:
+        _set_asked(controller, asked)
+        done = store.children(step)
+        controller.tell([tuple(c.sample) for c in done], [c.reward for c in done])
+    return controller, (rows[-1][0], controller.state_dict())
 
 
 def run_search(setup: SearchSetup, store: RunStore, resume: bool = False, progress: bool = True,
@@ -142,14 +176,14 @@ def run_search(setup: SearchSetup, store: RunStore, resume: bool = False, progre
         while step < setup.steps:
             if open_step is not None and open_step.step == step:
                 samples = [tuple(s) for s in open_step.samples]
-                controller.load_state_dict(open_step.asked_state)
+                _set_asked(controller, open_step.asked_state)
                 open_step = None
             else:
                 samples, stats = sampler.ask(controller, setup.batch)
                 for skip in sampler.take_skipped():
                     store.add_skipped(step, skip.sample, skip.latency_ms, skip.reason)
                 store.cache_put("band", f"step{step}", stats.to_dict())
-                store.begin_step(step, [list(s) for s in samples], controller.state_dict())
+                store.begin_step(step, [list(s) for s in samples], asked_state(controller))
             have = {c.idx for c in store.children(step, state=None)}  # failed ones too: they are not retried
             todo = [(idx, sample) for idx, sample in enumerate(samples) if idx not in have]
             ready = _evaluate_batch(setup, todo)
@@ -163,7 +197,7 @@ def run_search(setup: SearchSetup, store: RunStore, resume: bool = False, progre
                     on_child(child)
             done = store.children(step)  # complete children only: a failure has no reward to learn from
             controller.tell([tuple(c.sample) for c in done], [c.reward for c in done])
-            store.close_step(step, controller.state_dict())
+            store.close_step(step, told_state(controller, step))
             step += 1
     finally:
         bar.close()

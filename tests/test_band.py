@@ -124,8 +124,10 @@ def test_policy_is_told_only_the_trained_children(tmp_path):
     setup = _setup(source, controller="reinforce", steps=2, batch=4)
     with RunStore(tmp_path / "run.db") as store:
         run_search(setup, store, progress=False)
-        _, state = store.last_closed_step()
-    assert state["num_told"] == 8  # 8 trained children; dozens of rejected candidates were never told
+        from mnas.search import restored_controller
+
+        controller, _ = restored_controller(setup, store)
+    assert controller.num_told == 8  # 8 trained children; dozens of rejected candidates were never told
 
 
 def test_budget_too_small_for_any_update_warns_in_one_line():

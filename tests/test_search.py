@@ -8,6 +8,7 @@ children).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -284,8 +285,9 @@ def test_a_failing_child_is_recorded_and_the_search_goes_on(tmp_path, capsys):
         assert [(c.step, c.idx) for c in failed] == [(0, 1), (1, 1)]
         assert all(c.error == "RuntimeError: child blew up" and c.reward == 0.0 for c in failed)
         assert store.count_children() == 9 and len(store.children()) == 7
-        _, state = store.last_closed_step()
-        assert state["num_told"] == 7  # the controller learned from complete children only
+        from mnas.search import restored_controller
+
+        assert restored_controller(setup, store)[0].num_told == 7  # told complete children only
         summary = write_outputs(setup, store, tmp_path / "out", export=False)
         assert summary["counts"]["failed"] == 2 and summary["counts"]["children"] == 7
     assert capsys.readouterr().err.count("recorded as failed, the search goes on") == 2
@@ -317,3 +319,40 @@ def test_a_schema_1_run_store_is_migrated_and_a_newer_one_refused(tmp_path):
     db.close()
     with pytest.raises(UserError, match=r"has schema 9, this mnas reads schemas 1..2"):
         RunStore(path)
+
+
+@pytest.mark.parametrize("controller", ["ppo", "reinforce", "evolution"])
+def test_replayed_controller_state_equals_the_live_one(tmp_path, table, monkeypatch, controller):
+    """Between full snapshots the state is rebuilt by replaying the stored tells. With a snapshot after every
+    step the stored state is the live one; with one every 2 steps or none at all the replayed state must equal
+    it bit for bit, and so must the children."""
+    import mnas.search as search
+
+    states, traces = {}, {}
+    for every in (1, 2, 100):
+        monkeypatch.setattr(search, "SNAPSHOT_EVERY", every)
+        setup = make_setup(table, controller, steps=5, batch=3)
+        with RunStore(tmp_path / f"{every}.db") as store:
+            run_search(setup, store, progress=False)
+            _, (step, state) = search.restored_controller(setup, store)
+            assert step == 4 and state["num_told"] == 15
+            states[every], traces[every] = json.dumps(state, sort_keys=True), _trace(store)
+    assert states[1] == states[2] == states[100] and traces[1] == traces[2] == traces[100]
+
+
+def test_default_ppo_stores_a_few_hundred_bytes_per_step(tmp_path, table):
+    import sqlite3
+
+    setup = make_setup(table, "ppo", steps=6, batch=4)
+    with RunStore(tmp_path / "run.db") as store:
+        run_search(setup, store, progress=False)
+    db = sqlite3.connect(tmp_path / "run.db")
+    per_step = db.execute("SELECT AVG(LENGTH(samples) + LENGTH(asked_state) + LENGTH(told_state)) FROM steps").fetchone()
+    full = len(json.dumps(search_controller_state(setup)))
+    assert per_step[0] < 2_000 < 20_000 < full, (per_step, full)
+
+
+def search_controller_state(setup) -> dict:
+    from mnas import controllers
+
+    return controllers.create(setup.controller, setup.space, setup.seed).state_dict()
