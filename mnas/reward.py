@@ -22,6 +22,26 @@ KINDS = ("soft", "hard", "abs")
 PRESETS = {"soft": (-0.07, -0.07), "hard": (0.0, -1.0), "abs": (None, -0.10)}  # (alpha, beta)
 
 
+def parse_targets(text: str, count: int | None = None) -> list[float]:
+    """'20,35.5,50' -> [20.0, 35.5, 50.0]: the one parser of --target-ms (search and scale); `count`: how many
+    values there must be (one per device/table). One clear UserError for anything else."""
+    out = []
+    for part in str(text).split(","):
+        part = part.strip()
+        try:
+            value = float(part)
+        except ValueError:
+            raise UserError(f"--target-ms must be numbers of ms separated by commas: {part!r} is not a number "
+                            "(e.g. --target-ms 20,35)") from None
+        if not (np.isfinite(value) and value > 0):
+            raise UserError(f"--target-ms values must be positive (> 0 ms), got {part}")
+        out.append(value)
+    if count is not None and len(out) != count:
+        raise UserError(f"--target-ms has {len(out)} value(s) but {count} device/table(s) were given; "
+                        "give one per --device/--table, comma-separated")
+    return out
+
+
 @dataclass(frozen=True)
 class Reward:
     """`Reward('soft', [80.0])(0.75, [70.0])`; `batch(acc[n], lat[n, devices])` for many at once."""

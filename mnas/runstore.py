@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from mnas.archfile import spec_from_dict, spec_to_dict
 from mnas.errors import UserError
 from mnas.spec import ModelSpec
 
@@ -84,17 +85,7 @@ CREATE TABLE IF NOT EXISTS cache (
 """
 
 
-# -- spec identity --------------------------------------------------------------------------------
-def spec_to_dict(spec: ModelSpec) -> dict:
-    """A spec as JSON-able data: name, block strings and every global param (the arch-file fields)."""
-    return {"name": spec.name, "blocks": spec.block_strings(), **spec.global_params()}
-
-
-def spec_from_dict(data: dict) -> ModelSpec:
-    params = {k: v for k, v in data.items() if k not in ("name", "blocks")}
-    return ModelSpec.from_strings(data["name"], list(data["blocks"]), **params)
-
-
+# -- spec identity (spec_to_dict / spec_from_dict: the arch-file document, one definition) ---------------
 def spec_key(spec: ModelSpec, **settings: Any) -> str:
     """Hash of what defines the network (block strings + global params, not the name) plus `settings`."""
     payload = {"blocks": spec.block_strings(), "globals": spec.global_params(), "settings": settings}

@@ -418,23 +418,6 @@ def reachable_specs(make: Scaler, min_phi: float, max_phi: float, *, roundings: 
     return sorted(found.values(), key=lambda t: t[0])
 
 
-def parse_targets(text: str) -> list[float]:
-    """'20,35.5,50' -> [20.0, 35.5, 50.0]; one clear error for anything else."""
-    out = []
-    for part in text.split(","):
-        part = part.strip()
-        try:
-            value = float(part)
-        except ValueError:
-            raise UserError(f"latency target {part!r} is not a number (expected e.g. --target-ms 20,35)") from None
-        if not (math.isfinite(value) and value > 0):
-            raise UserError(f"latency target must be > 0 ms, got {part}")
-        out.append(value)
-    if not out:
-        raise UserError("--target-ms needs at least one value")
-    return out
-
-
 def proxy_resolution(spec: ModelSpec, base: ModelSpec, proxy: int) -> int:
     """The proxy-task resolution of a scaled model: the proxy's base resolution times the factor the target
     resolution grew by (nearest integer, >= MIN_RESOLUTION), so resolution scaling shows in proxy accuracy."""

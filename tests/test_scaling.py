@@ -9,9 +9,10 @@ import pytest
 from mnas import zoo
 from mnas.costs import count_macs
 from mnas.errors import UserError
+from mnas.reward import parse_targets
 from mnas.scaling import (DOWNSCALE_FLOOR, EFFICIENTNET_COEFFICIENTS, SINGLE_DIMENSION, CachedLatency,
                           Coefficients, coefficient_grid, cost_shares, compound_scaler, describe, expected_macs,
-                          parse_targets, round_resolution, scale, solve_family, solve_phi)
+                          round_resolution, scale, solve_family, solve_phi)
 
 A, B, G = EFFICIENTNET_COEFFICIENTS
 

@@ -33,9 +33,10 @@ from typing import Callable
 
 from mnas.errors import UserError
 from mnas.executors import add_executor_arguments
+from mnas.reward import parse_targets
 from mnas.scaling import (DEFAULT_RESOLUTION_MULTIPLE, DOWNSCALE_FLOOR, EFFICIENTNET_COEFFICIENTS,
                           SINGLE_DIMENSION, CachedLatency, Coefficients, Solution, check_phi, coefficient_grid,
-                          Scaler, compound_scaler, cost_shares, describe, parse_targets, proxy_resolution,
+                          Scaler, compound_scaler, cost_shares, describe, proxy_resolution,
                           reachable_specs, scale, solve_family)
 from mnas.spec import REPEATS_ROUNDINGS, ModelSpec
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from mnas.commands._common import print_json
 from mnas.executors import add_executor_arguments
 from mnas.errors import UserError
+from mnas.reward import parse_targets
 
 DEFAULT_TARGET_FACTOR = 0.8
 DEFAULT_REFERENCE = "mnasnet-a1"
@@ -89,21 +90,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_search)
 
 
-def parse_targets(text: str | None, n_sources: int) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        targets = [float(t) for t in str(text).split(",") if t.strip()]
-    except ValueError:
-        raise UserError(f"--target-ms must be numbers of ms separated by commas, got {text!r}") from None
-    if len(targets) != n_sources:
-        raise UserError(f"--target-ms has {len(targets)} value(s) but {n_sources} device/table(s) were given; "
-                        "give one per --device/--table, comma-separated")
-    if any(not t > 0 or t == float("inf") for t in targets):
-        raise UserError(f"--target-ms values must be positive, got {text!r}")
-    return targets
-
-
 def check_one_shot_flags(args: argparse.Namespace) -> None:
     if args.evaluator != "supernet" and (args.retrain_epochs is not None or args.rank_children):
         raise UserError("--retrain-epochs and --rank-children check a one-shot search: use them with "
@@ -159,7 +145,7 @@ def _search(args: argparse.Namespace) -> int:
         raise UnknownNameError("reward", args.reward, list(KINDS))
     if not args.latency:
         raise UserError("give at least one --device ID or --table FILE to measure or predict latency")
-    targets = parse_targets(args.target_ms, len(args.latency))
+    targets = None if args.target_ms is None else parse_targets(args.target_ms, len(args.latency))
     controller_options = parse_controller_opts(args.controller_opt)
     evaluator_options = parse_evaluator_opts(args.evaluator, args.evaluator_opt)
     check_one_shot_flags(args)
