@@ -43,7 +43,7 @@ from latency.opkeys import op_key, overhead_key
 from latency.store import TableStore
 from mnas.costs import layer_cost
 from mnas.errors import UserError
-from mnas.spec import Layer, ModelSpec
+from mnas.spec import Layer, ModelSpec, SpaceLike
 
 # Which statistic of the runs a table sums and a measurement is compared with. `median` suits a device
 # that runs nothing else (a phone set up for benchmarking); `p5`, the 5th percentile, suits a shared
@@ -314,7 +314,7 @@ class Predictor:
     def predict_ms(self, specs: Iterable[ModelSpec]) -> np.ndarray:
         return np.fromiter((self.predict(spec) for spec in specs), dtype=float)
 
-    def predict_samples(self, space: object, samples: np.ndarray, resolution: int | None = None) -> np.ndarray:
+    def predict_samples(self, space: SpaceLike, samples: np.ndarray, resolution: int | None = None) -> np.ndarray:
         """Latency of every row of `samples` (one choice index per column) of a search space, vectorised."""
         samples = np.asarray(samples)
         if samples.ndim == 1:
@@ -330,7 +330,7 @@ class Predictor:
 Grouper = Callable[[np.ndarray, ModelSpec], dict]
 
 
-def space_api(space: object, resolution: int | None = None) -> tuple[list[int], Callable[[np.ndarray], ModelSpec],
+def space_api(space: SpaceLike, resolution: int | None = None) -> tuple[list[int], Callable[[np.ndarray], ModelSpec],
                                                                     Grouper]:
     """(options per choice, sample -> spec, layer grouper) of a search space (`mnas.spaces.Space`).
 
@@ -405,7 +405,7 @@ class _CompiledSpace:
     """
 
     predictor: Predictor
-    space: object
+    space: SpaceLike
     spec_of: Callable[[np.ndarray], ModelSpec]
     grouper: Grouper
     sizes: list[int]
@@ -416,7 +416,7 @@ class _CompiledSpace:
     LAZY_MAX = 2_000_000  # beyond this a slot is too entangled: predict per spec
 
     @classmethod
-    def build(cls, predictor: Predictor, space: object, resolution: int | None, probes: int = 24,
+    def build(cls, predictor: Predictor, space: SpaceLike, resolution: int | None, probes: int = 24,
               checks: int = 256, seed: int = 0) -> "_CompiledSpace":
         sizes, spec_of, grouper = space_api(space, resolution)
         rng = np.random.default_rng(seed)

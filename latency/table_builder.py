@@ -35,7 +35,7 @@ from latency.predictor import (STATISTICS, Calibration, Predictor, calibration_p
 from latency.store import TableStore
 from mnas.archfile import spec_to_dict
 from mnas.errors import UserError
-from mnas.spec import Layer, ModelSpec
+from mnas.spec import Layer, ModelSpec, SpaceLike
 
 # Single ops are timed with fewer runs than whole models: there are many, most take well under a ms.
 OP_OPTIONS = ProfileOptions(warmup_runs=3, runs=20, max_rounds=3)
@@ -56,8 +56,8 @@ def distinct_ops(layers: Iterable[Layer]) -> dict[str, Layer]:
     return out
 
 
-def ops_of_space(space: object, resolution: int) -> dict[str, Layer]:
-    return distinct_ops(space.distinct_layers(resolution))  # type: ignore[attr-defined]
+def ops_of_space(space: SpaceLike, resolution: int) -> dict[str, Layer]:
+    return distinct_ops(space.distinct_layers(resolution))
 
 
 def ops_of_specs(specs: Iterable[ModelSpec]) -> dict[str, Layer]:
@@ -247,7 +247,7 @@ def fit_stored_calibration(store: TableStore, fingerprint_key: str, specs: Seque
     return calibration, [(s.name, p.raw_ms, p.measured_ms) for s, p in zip(specs, points)]
 
 
-def random_specs(space: object, count: int, resolution: int, seed: int) -> list[ModelSpec]:
+def random_specs(space: SpaceLike, count: int, resolution: int, seed: int) -> list[ModelSpec]:
     rng = np.random.default_rng(seed)
-    return [space.to_spec(space.sample_random(rng), resolution=resolution)  # type: ignore[attr-defined]
+    return [space.to_spec(space.sample_random(rng), resolution=resolution)
             for _ in range(count)]

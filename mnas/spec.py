@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 from mnas.blocks import ACTIVATIONS, BlockArgs, decode_all, encode_all
 from mnas.errors import UserError
@@ -250,3 +251,20 @@ def split_channels(total: int, groups: int) -> list[int]:
     split = [total // groups] * groups
     split[0] += total - sum(split)
     return split
+
+
+@runtime_checkable
+class SpaceLike(Protocol):
+    """What the edges (latency tables, predictors) need of a search space, without importing the search side
+    (`mnas.spaces.Space` satisfies it): option counts, sample -> spec, random samples, every distinct layer."""
+
+    name: str
+
+    @property
+    def num_options(self) -> tuple[int, ...]: ...
+
+    def to_spec(self, sample: Sequence[int], *, resolution: int = 224, num_classes: int = 1000) -> ModelSpec: ...
+
+    def sample_random(self, rng: Any) -> tuple[int, ...]: ...
+
+    def distinct_layers(self, resolution: int, num_classes: int = 1000) -> list[Layer]: ...
