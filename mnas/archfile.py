@@ -36,6 +36,8 @@ for _f in dataclasses.fields(ModelSpec):
         _FIELD_TYPES[_f.name] = (int,)
     elif isinstance(_default, float):
         _FIELD_TYPES[_f.name] = (int, float)
+    elif _f.name == "stages":  # a list of block-string counts per stage, or null
+        _FIELD_TYPES[_f.name] = (list, type(None))
     else:  # str, or str | None
         _FIELD_TYPES[_f.name] = (str, type(None))
 

@@ -52,6 +52,32 @@ def round_repeats(repeats: int, depth: float, rounding: str = DEFAULT_REPEATS_RO
     raise UserError(f"repeats rounding {rounding!r} not in {REPEATS_ROUNDINGS}")
 
 
+def scale_stage_repeats(repeats: Sequence[int], depth: float, rounding: str = DEFAULT_REPEATS_ROUNDING) -> list[int]:
+    """timm's `_scale_stage_depth`: round the stage's total repeats x depth once, then share it out over the
+    stage's block strings in proportion, from the last one back (the first is the least likely to grow). A stage
+    written one string per layer (MobileNetV3) then grows by ~depth, not by a layer per string."""
+    total = sum(repeats)
+    scaled = round_repeats(total, depth, rounding)
+    out = []
+    for r in reversed(repeats):
+        share = max(1, round(r / total * scaled))
+        out.append(share)
+        total, scaled = total - r, scaled - share
+    return out[::-1]
+
+
+def stages_by_width(blocks: Sequence[BlockArgs]) -> tuple[int, ...]:
+    """Stage sizes of a block list written one string per layer: a stage is a run of strings with the same
+    output width (timm's MobileNetV3 stages)."""
+    sizes: list[int] = []
+    for i, block in enumerate(blocks):
+        if i and block.out_filters == blocks[i - 1].out_filters:
+            sizes[-1] += 1
+        else:
+            sizes.append(1)
+    return tuple(sizes)
+
+
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
     """MobileNet's rule (used for the MobileNetV3 SE squeeze width)."""
     min_value = min_value or divisor
@@ -126,6 +152,7 @@ class ModelSpec:
     scale_head: bool = True
     fix_first_last_repeats: bool = False  # EfficientNet-Lite keeps these repeats unscaled
     repeats_rounding: str = DEFAULT_REPEATS_ROUNDING  # ceil (the authors') | nearest: see round_repeats
+    stages: tuple[int, ...] | None = None  # block strings per stage (depth scales per stage); None: one per string
     divisor: int = 8
     in_channels: int = 3
     extra: dict = field(default_factory=dict, compare=False, hash=False)
@@ -146,6 +173,12 @@ class ModelSpec:
             raise UserError(f"num_classes must be >= 1, got {self.num_classes}")
         if self.repeats_rounding not in REPEATS_ROUNDINGS:
             raise UserError(f"repeats_rounding {self.repeats_rounding!r} not in {REPEATS_ROUNDINGS}")
+        if self.stages is not None:
+            stages = tuple(self.stages)
+            if not all(isinstance(n, int) and n >= 1 for n in stages) or sum(stages) != len(self.blocks):
+                raise UserError(f"stages must be positive counts of block strings adding up to {len(self.blocks)}, "
+                                f"got {list(stages)}")
+            object.__setattr__(self, "stages", stages)
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -161,8 +194,9 @@ class ModelSpec:
     def global_params(self) -> dict:
         """Every field but name and blocks, as plain JSON-able values.
 
-        `repeats_rounding` is written only when it is not the authors' ceil: arch files, run-store cache keys
-        and export keys hash these params, and every one made before the field existed must stay valid.
+        `repeats_rounding` is written only when it is not the authors' ceil, and `stages` only when given: arch
+        files, run-store cache keys and export keys hash these params, and every one made before the fields
+        existed must stay valid.
         """
         out = {}
         for name in self.__dataclass_fields__:
@@ -170,6 +204,10 @@ class ModelSpec:
                 out[name] = getattr(self, name)
         if out["repeats_rounding"] == DEFAULT_REPEATS_ROUNDING:
             del out["repeats_rounding"]
+        if out["stages"] is None:
+            del out["stages"]
+        else:
+            out["stages"] = list(out["stages"])
         return out
 
     # -- scaling ----------------------------------------------------------------------------
@@ -177,10 +215,23 @@ class ModelSpec:
         return round_filters(f, self.width, self.divisor)
 
     def repeats(self, block_index: int) -> int:
+        if self.stages is not None:
+            return self._stage_repeats()[block_index]
         r = self.blocks[block_index].repeats
         if self.fix_first_last_repeats and block_index in (0, len(self.blocks) - 1):
             return r
         return round_repeats(r, self.depth, self.repeats_rounding)
+
+    def _stage_repeats(self) -> list[int]:
+        out: list[int] = []
+        start = 0
+        for si, size in enumerate(self.stages or ()):
+            repeats = [b.repeats for b in self.blocks[start:start + size]]
+            fixed = self.fix_first_last_repeats and si in (0, len(self.stages) - 1)
+            out += repeats if fixed or self.depth == 1.0 else scale_stage_repeats(repeats, self.depth,
+                                                                                  self.repeats_rounding)
+            start += size
+        return out
 
     @property
     def stem_channels(self) -> int:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Callable
 
+from mnas.blocks import decode_all
 from mnas.errors import UnknownNameError
-from mnas.spec import ModelSpec
+from mnas.spec import ModelSpec, stages_by_width
 
 MNASNET_A1 = ["r1_k3_s11_e1_i32_o16_noskip", "r2_k3_s22_e6_i16_o24", "r3_k5_s22_e3_i24_o40_se0.25",
               "r4_k3_s22_e6_i40_o80", "r2_k3_s11_e6_i80_o112_se0.25", "r3_k5_s22_e6_i112_o160_se0.25",
@@ -89,8 +90,10 @@ def _mobilenetv2() -> ModelSpec:
 
 
 def _mobilenetv3(name: str, rows: list, head: int, final: int) -> ModelSpec:
-    return ModelSpec.from_strings(name, v3_rows_to_strings(rows), stem_filters=16, head_filters=head,
-                                  final_filters=final, activation="relu", stem_activation="hswish",
+    strings = v3_rows_to_strings(rows)
+    # one string per layer; stages (runs of equal width, as timm's arch_def) make depth scaling per stage
+    return ModelSpec.from_strings(name, strings, stages=stages_by_width(decode_all(strings)), stem_filters=16,
+                                  head_filters=head, final_filters=final, activation="relu", stem_activation="hswish",
                                   head_activation="hswish", se_style="mobilenetv3", dropout=0.2)
 
 

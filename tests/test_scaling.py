@@ -234,3 +234,44 @@ def test_parse_targets():
     for bad in ("", "a,b", "10,-2", "0"):
         with pytest.raises(UserError):
             parse_targets(bad)
+
+
+@pytest.mark.parametrize("rounding", ["ceil", "nearest"])
+def test_depth_scales_per_stage_for_specs_written_one_string_per_layer(rounding):
+    """MobileNetV3 and the layer-wise spaces write one string per layer; depth is scaled per stage (timm's
+    `_scale_stage_depth`), so each stage grows to round(depth x its layers), not by a layer per string."""
+    from mnas import spaces
+    from mnas.spec import round_repeats
+
+    rng = __import__("numpy").random.default_rng(0)
+    found = spaces.get("ofa-mbv3").to_spec(spaces.get("ofa-mbv3").sample_random(rng))
+    for spec in (zoo.get("mobilenetv3-large"), zoo.get("mobilenetv3-small"), found):
+        assert spec.stages is not None
+        for depth in (1.1, 1.2, 1.5):
+            scaled = scale(spec, depth, 1.0, 1.0, 1.0, repeats_rounding=rounding)
+            per_block = [scaled.repeats(i) for i in range(len(spec.blocks))]
+            start = 0
+            for size in spec.stages:
+                stage = [b.repeats for b in spec.blocks[start:start + size]]
+                assert sum(per_block[start:start + size]) == round_repeats(sum(stage), depth, rounding)
+                start += size
+        ratio = count_macs(scale(spec, 1.1, 1.0, 1.0, 1.0, repeats_rounding=rounding)) / count_macs(spec)
+        assert (1.0 <= ratio <= 1.15) if rounding == "nearest" else (1.1 <= ratio < 1.45), (spec.name, ratio)
+    # before stages, depth 1.1 doubled every MobileNetV3 layer: 217M -> 396M MACs (1.83x)
+    unstaged = zoo.get("mobilenetv3-large").replace(stages=None)
+    assert count_macs(scale(unstaged, 1.1, 1.0, 1.0, 1.0)) / count_macs(unstaged) > 1.8
+
+
+def test_stages_round_trip_through_arch_files_and_old_files_still_load(tmp_path):
+    from mnas.archfile import load_arch_file, save_arch_file
+
+    spec = zoo.get("mobilenetv3-large")
+    back = load_arch_file(save_arch_file(spec, tmp_path / "v3.json"))
+    assert back == spec and back.stages == (1, 2, 3, 4, 2, 3)
+    old = tmp_path / "old.json"
+    old.write_text('{"name": "old", "blocks": ["r1_k3_s11_e1_i32_o16", "r2_k3_s22_e6_i16_o24"]}')
+    assert load_arch_file(old).stages is None
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name": "bad", "blocks": ["r1_k3_s11_e1_i32_o16", "r2_k3_s22_e6_i16_o24"], "stages": [3]}')
+    with pytest.raises(UserError, match="stages must be positive counts of block strings adding up to 2"):
+        load_arch_file(bad)

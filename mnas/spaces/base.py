@@ -174,14 +174,20 @@ class Space:
         """The architecture of `sample` (pure: same sample, same spec)."""
         sample = self.validate(sample)
         blocks: list[BlockArgs] = []
+        sizes: list[int] = []
         width = int(self.params.get("stem_filters", 32))
         for stage, values in self._stage_values(sample):
-            blocks += stage.blocks(values, width)
+            stage_blocks = stage.blocks(values, width)
+            blocks += stage_blocks
+            sizes += [len(stage_blocks)] if stage_blocks else []
             width = stage.out_filters(values)
         encoded = ".".join(map(str, sample))
         digest = hashlib.sha1(f"{self.name}:{encoded}".encode()).hexdigest()[:10]
+        # a space that writes a stage as several strings (one per layer) says so, so depth scales per stage
+        stages = tuple(sizes) if any(n > 1 for n in sizes) else None
         return ModelSpec(name=f"{self.name}-{digest}", blocks=tuple(blocks), resolution=resolution,
-                         num_classes=num_classes, extra={"space": self.name, "sample": encoded}, **self.params)
+                         num_classes=num_classes, stages=stages, extra={"space": self.name, "sample": encoded},
+                         **self.params)
 
     # -- exact enumerations -------------------------------------------------------------------
     def _template(self, resolution: int = 224, num_classes: int = 1000) -> ModelSpec:
