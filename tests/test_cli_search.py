@@ -175,3 +175,14 @@ def test_default_search_on_the_host_compares_with_baselines_at_equal_latency(run
     assert json.loads((out / "best.json").read_text())["search"]["comparison"]["verdict"] == comparison["verdict"]
     assert Path(summary["files"]["pareto_png"]).stat().st_size > 1000
     assert "reference training 10/8" not in proc.stderr and "reference training 8/8" in proc.stderr
+
+
+def test_make_search_runs_the_cli_defaults_that_the_tests_cover():
+    """`make search` must pass no setting of its own beyond the device and the run directory, so what the CLI
+    tests exercise with the defaults (test_default_search_on_the_host_...) is what a user runs."""
+    import re
+    import shlex
+
+    recipe = re.search(r"^search:.*\n\t(.+)$", (Path(__file__).resolve().parents[1] / "Makefile").read_text(),
+                       re.M).group(1)
+    assert shlex.split(recipe)[1:] == ["search", "--device", "host", "--out", "runs/default", "--resume"]
