@@ -158,8 +158,8 @@ def test_default_search_on_the_host_compares_with_baselines_at_equal_latency(run
     trained alike with several seeds, the verdict in the summary, best.json and pareto.png."""
     out = tmp_path / "run"
     proc = run_cli("search", "--device", "host", "--steps", "1", "--batch", "2", "--train-size", "128",
-                   "--val-size", "64", "--reference-epochs", "1", "--reference-seeds", "2", "--no-export",
-                   "--out", out, "--json", timeout=900)
+                   "--val-size", "64", "--reference-epochs", "1", "--reference-seeds", "2", "--baselines",
+                   "mnasnet-a1,mobilenetv2-1.0", "--no-export", "--out", out, "--json", timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)
     band = summary["band"]
@@ -174,7 +174,8 @@ def test_default_search_on_the_host_compares_with_baselines_at_equal_latency(run
     assert comparison["verdict"]["compared"] and comparison["verdict"]["line"].startswith("search ")
     assert json.loads((out / "best.json").read_text())["search"]["comparison"]["verdict"] == comparison["verdict"]
     assert Path(summary["files"]["pareto_png"]).stat().st_size > 1000
-    assert "reference training 10/8" not in proc.stderr and "reference training 8/8" in proc.stderr
+    assert [b["name"] for b in comparison["baselines"]] == ["mnasnet-a1", "mobilenetv2-1.0"]
+    assert "reference training 7/6" not in proc.stderr and "reference training 6/6" in proc.stderr
 
 
 def test_make_search_runs_the_cli_defaults_that_the_tests_cover():
