@@ -79,7 +79,10 @@ def match_width(name: str, sources: Sequence, targets_ms: Sequence[float], resol
         else:
             hi = mid
     width, spec, lat = best
-    return Matched(name, round(width, 4), spec, lat)
+    note = ""
+    if hi == MAX_WIDTH and max(v / t for v, t in zip(lat.values(), targets_ms)) < 0.9:
+        note = f"below the target even at the widest multiplier tried ({width:.2f}): not at equal latency"
+    return Matched(name, round(width, 4), spec, lat, note)
 
 
 def match_baselines(names: Sequence[str], sources: Sequence, targets_ms: Sequence[float], resolution: int,

@@ -125,7 +125,7 @@ def test_supernet_search_reports_the_retrained_pick_and_its_ranking(run_cli, tmp
     proc = run_cli("search", "--space", "mnasnet", "--device", "host", "--target-ms", "5", "--controller", "reinforce",
                    "--evaluator", "supernet", "--evaluator-opt", "steps_per_child=1", "--evaluator-opt", "val_batch=64",
                    "--steps", "2", "--batch", "1", "--train-size", "128", "--val-size", "64", "--rank-children", "2",
-                   "--baselines", "none",
+                   "--baselines", "none", "--band", "off",
                    "--no-export", "--out", out, "--json", "--no-progress", timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)

@@ -340,6 +340,8 @@ def _print_summary(summary: dict) -> None:
         for b in comparison["baselines"]:
             if "reference" not in b:
                 print(f"  {b['name']}: not compared ({b['note']})")
+            elif b["note"]:
+                print(f"  {b['name']}: {b['note']}")
         print(comparison["verdict"]["line"])
     ref = summary["reference"]
     print(f"reference {ref['name']}: " + ", ".join(
