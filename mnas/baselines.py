@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -86,11 +87,33 @@ def match_width(name: str, sources: Sequence, targets_ms: Sequence[float], resol
 
 
 def match_baselines(names: Sequence[str], sources: Sequence, targets_ms: Sequence[float], resolution: int,
-                    num_classes: int = 1000) -> list[Matched]:
+                    num_classes: int = 1000, cache=None) -> list[Matched]:
+    """Width-match every baseline; with `cache` (a run store cache) a match is made once per run and reused,
+    so a resumed or re-summarised run compares with the very baselines it trained, whatever the load now."""
     for name in names:
         if name.lower() not in zoo.names():
             raise UserError(f"unknown baseline model {name!r}; zoo models: {', '.join(zoo.names())}")
-    return [match_width(n, sources, targets_ms, resolution, num_classes) for n in names]
+    out = []
+    for name in names:
+        key = json.dumps([name, list(targets_ms), resolution, num_classes])
+        hit = cache.get(key) if cache is not None else None
+        if hit is not None:
+            out.append(_from_cached(name, hit, resolution, num_classes))
+            continue
+        matched = match_width(name, sources, targets_ms, resolution, num_classes)
+        if cache is not None:
+            cache.put(key, matched.to_dict())
+        out.append(matched)
+    return out
+
+
+def _from_cached(name: str, hit: dict, resolution: int, num_classes: int) -> Matched:
+    width = hit["width"]
+    spec = None
+    if width is not None:
+        base = zoo.get(name, resolution=resolution, num_classes=num_classes)
+        spec = scale_factors(base, width=width, name=f"{name}-w{width:.3f}")
+    return Matched(name, width, spec, hit["latency_ms"], hit.get("note", ""))
 
 
 def parse_baselines(text: str | None) -> list[str]:

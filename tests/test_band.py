@@ -187,3 +187,16 @@ def test_band_filter_on_the_real_host_device(tmp_path):
     for sample in samples:
         ms = source.latency_ms([MNASNET.to_spec(sample)])[0]  # the cached measurement the child will use
         assert 0.8 * target <= ms <= 1.05 * target or stats.forced
+
+
+def test_a_run_matches_its_baselines_once(tmp_path):
+    """Resumed or re-summarised, a run compares with the baselines it matched (and trained) first, not with a
+    new match made under another load."""
+    from mnas.runstore import MemoryCache
+
+    cache, source = MemoryCache(), MacsLatency(False)
+    first = match_baselines(["mnasnet-a1"], [source], [0.8 * A1_MS], 224, cache=cache)
+    calls = source.calls
+    again = match_baselines(["mnasnet-a1"], [MacsLatency(False, wobble=0.5)], [0.8 * A1_MS], 224, cache=cache)
+    assert source.calls == calls and again[0].width == first[0].width
+    assert again[0].spec.block_strings() == first[0].spec.block_strings() and again[0].latency_ms == first[0].latency_ms

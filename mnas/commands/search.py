@@ -286,7 +286,8 @@ def _compare(args, setup, store, data, baselines: list[str]):
         print("warning: no child met the target, so the search is not compared with the baselines",
               file=sys.stderr)
         return None
-    matched = match_baselines(baselines, setup.sources, setup.reward.targets_ms, args.resolution)
+    matched = match_baselines(baselines, setup.sources, setup.reward.targets_ms, args.resolution,
+                              cache=store.cache("baselines"))
     for m in matched:
         if m.spec is None:
             print(f"warning: baseline {m.name} cannot be scaled down to the target: {m.note}; left out",
