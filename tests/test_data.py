@@ -35,6 +35,23 @@ def test_other_proxy_resolution_resizes():
     assert load_proxy_data(resolution=40).x_val.shape[1:] == (40, 40, 3)
 
 
+def test_mnist_clutter_is_a_deterministic_builtin_with_ten_classes():
+    data = load_proxy_data("mnist-clutter", resolution=48)
+    assert data.source == "mnist-clutter" and data.num_classes == 10
+    assert data.x_train.shape == (4000, 48, 48, 3) and data.x_val.shape == (1000, 48, 48, 3)
+    assert np.bincount(data.y_val).tolist() == [100] * 10
+    assert load_proxy_data("mnist-clutter", resolution=48).fingerprint() == data.fingerprint()  # seeded
+    plain = load_proxy_data(resolution=48)
+    assert data.fingerprint() != plain.fingerprint()  # not the plain digits
+
+    def centroid_spread(x):  # std over images of the ink's mean column
+        ink = x[:500, ..., 0] > x[:500, ..., 0].min()
+        return ((ink.sum(1) * np.arange(48)).sum(1) / ink.sum((1, 2))).std()
+
+    assert centroid_spread(data.x_train) > 2 * centroid_spread(plain.x_train)  # digits (and clutter) move
+    assert load_proxy_data("mnist-clutter", resolution=32).x_val.shape[1:] == (32, 32, 3)
+
+
 def test_image_folder_one_subfolder_per_class(tmp_path):
     root = _folder(tmp_path / "imgs", {"cat": 5, "dog": 4, "empty": 0})
     data = load_proxy_data(root, resolution=32)
