@@ -280,6 +280,16 @@ def summarise(args, out: Path, meta: dict) -> dict:
                 vals = [float(got[c][part]) for c in got if got[c].get(part) not in (None, "")]
                 if vals:
                     entry[f"{part}_mean"] = float(np.mean(vals))
+            try:  # the cost split: per-graph fixed seconds (build, trace, BN recalibration, scoring) and per step
+                steps = [int(got[c]["steps"]) for c in got]
+                entry["steps"] = int(np.median(steps))
+                entry["per_step_s_mean"] = float(np.mean([(float(got[c]["train_s"]) - float(got[c]["first_step_s"]))
+                                                          / max(int(got[c]["steps"]) - 1, 1) for c in got]))
+                entry["fixed_s_mean"] = float(np.mean([sum(float(got[c][k]) for k in ("build_s", "first_step_s",
+                                                                                        "bn_recal_s", "score_s"))
+                                                       for c in got]))
+            except (KeyError, TypeError, ValueError):
+                pass
         if len(common) >= 3:
             x = np.array([got[c]["accuracy"] for c in common])
             y = np.array([ref[c]["accuracy"] for c in common])
@@ -314,6 +324,17 @@ def summarise(args, out: Path, meta: dict) -> dict:
     rn = summary["seed_noise"][REFERENCE]
     if rn:
         summary["seed_noise"]["reference_tau_between_seeds_mean"] = rn["tau_between_seeds_mean"]
+        # each proxy against the reference averaged over its seeds (noise children only), beside the same
+        # proxy against the one-seed reference on those children: how much the reference's own noise costs
+        ref_mean = dict(zip(rn["children"], np.array(rn["accuracy"]).mean(axis=1)))
+        vs = {}
+        for name, (common, x) in proxy_acc.items():
+            cs = [c for c in common if c in ref_mean]
+            if len(cs) >= 3:
+                px = np.array([x[common.index(c)] for c in cs])
+                vs[name] = {"vs_reference_seed_mean": rank_stats(px, np.array([ref_mean[c] for c in cs]), args.boot),
+                            "vs_reference_one_seed": rank_stats(px, np.array([ref[c]["accuracy"] for c in cs]), 0)}
+        summary["seed_noise"]["proxies_on_noise_children"] = vs
     wall = [r["finished"] for r in rows]
     summary["trainings"] = len(rows)
     summary["child_seconds_total"] = float(sum(r["seconds"] for r in rows))
@@ -374,6 +395,9 @@ def print_table(summary: dict) -> None:
             print(f"seed noise {name}: mean per-child std {sn['mean_per_child_std']:.3f} vs std across children "
                   f"{sn['std_across_children_of_seed_means']:.3f} (seed share of variance "
                   f"{sn['seed_share_of_variance']:.2f}); tau between seeds {sn['tau_between_seeds_mean']:.2f}")
+    for name, v in (summary["seed_noise"].get("proxies_on_noise_children") or {}).items():
+        print(f"{name} on the {v['vs_reference_seed_mean']['n']} noise children: tau {v['vs_reference_one_seed']['tau']:.2f}"
+              f" against the one-seed reference, {v['vs_reference_seed_mean']['tau']:.2f} against its seed mean")
 
 
 def main() -> int:
