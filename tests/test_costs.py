@@ -1,4 +1,4 @@
-"""Analytic params / MACs of the zoo against the published figures (../shared/reference/models.md).
+"""Analytic params / MACs of the zoo against the published figures (`mnas.zoo.PUBLISHED`, from the papers).
 
 Params: within 1% of the published figure, or inside the rounding interval of the figure as printed
 ("2.0" covers [1.95, 2.05)). MACs: within 3% (EfficientNet-B3..B7 within 8%: the paper rounds them).
