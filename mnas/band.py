@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Callable, Sequence
 
 import numpy as np
 
-from mnas.costs import layer_cost
+from mnas.costs import count_macs, layer_cost
 from mnas.errors import UserError
 from mnas.spaces import Sample, Space
 from mnas.spec import ModelSpec
@@ -223,14 +224,14 @@ class BandSampler:
         for model, ms in zip(self.models, latencies_ms):
             model.observe(spec, ms)
 
-    def bootstrap(self, space: Space, seed: int, count: int = BOOTSTRAP) -> FilterStats:
+    def bootstrap(self, space: Space, count: int = BOOTSTRAP) -> FilterStats:
         """Measure `count` networks spread in MACs over the cheaper half of the space, so the online model starts
         near the targets (which lie at the space's fast end). Measurements are cached by the sources."""
         stats = FilterStats()
         if not self.online or count < 1:
             return stats
         t0 = time.perf_counter()
-        for sample in bootstrap_samples(space, self.spec_of, seed, count):
+        for sample in bootstrap_samples(space, self.spec_of, count):
             spec = self.spec_of(sample)
             self.observe(spec, [float(s.latency_ms([spec])[0]) for s in self.sources])
             stats.bootstrap_measured += 1
@@ -240,24 +241,36 @@ class BandSampler:
     def ask(self, controller, n: int) -> tuple[list[Sample], FilterStats]:
         """`n` samples whose latency is inside the band on every source (forced ones excepted, counted)."""
         stats = FilterStats()
-        t0 = time.perf_counter()
-        out: list[Sample] = []
         if not self.band.enabled:
             return controller.ask(n), stats
+        t0 = time.perf_counter()
+        out = [self._one(controller, stats) for _ in range(n)]
+        stats.seconds = time.perf_counter() - t0
+        return out, stats
+
+    def _predicted(self, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted latency per source (the target where a model cannot predict yet), and which are known."""
+        predicted = np.array([m.predict([spec])[0] for m in self.models])
+        known = ~np.isnan(predicted)
+        return np.where(known, predicted, self.targets), known
+
+    def _one(self, controller, stats: FilterStats) -> Sample:
+        """One in-band sample: candidates predicted outside are dropped; on a device, one predicted inside is
+        measured, and skipped (kept in `skipped`) when the measurement is outside."""
         pending: list[Sample] = []
+        inner = self._inner()  # changes only with a measurement
         closest: tuple[float, Sample] | None = None
-        measured_misses: list[tuple[float, Sample]] = []
+        misses: list[tuple[float, Sample]] = []
         tried = 0
-        while len(out) < n:
+        while True:
             if not pending:
                 pending = controller.ask(CHUNK)
             sample = pending.pop(0)
             tried += 1
             stats.proposed += 1
             spec = self.spec_of(sample)
-            predicted = np.array([m.predict([spec])[0] for m in self.models])
-            known = ~np.isnan(predicted)
-            distance = float(self._inner().distance(np.where(known, predicted, self.targets), self.targets)[0])
+            predicted, known = self._predicted(spec)
+            distance = float(inner.distance(predicted, self.targets)[0])
             if distance > 0:
                 stats.rejected_predicted += 1
                 if closest is None or distance < closest[0]:
@@ -265,29 +278,29 @@ class BandSampler:
                 if tried < MAX_CANDIDATES:
                     continue
                 sample, spec = closest[1], self.spec_of(closest[1])  # give up: the closest prediction
+                predicted, known = self._predicted(spec)
                 stats.forced += 1
             if not self.online:
-                out.append(sample)
-                tried, closest = 0, None
-                continue
+                return sample
             lat = [float(s.latency_ms([spec])[0]) for s in self.sources]
             stats.measured += 1
             self.residuals += [abs(p / m - 1) for p, m, k in zip(predicted, lat, known) if k]
             self.observe(spec, lat)
+            inner = self._inner()
             miss = float(self.band.distance(np.array([lat]), self.targets)[0])
-            if miss == 0 or len(measured_misses) >= MAX_MEASURED_MISSES:
-                if miss:
-                    sample = min(measured_misses)[1]  # give up: the closest measured candidate
-                    stats.forced += 1
-                out.append(sample)
-                tried, closest, measured_misses = 0, None, []
-                continue
+            if miss == 0:
+                return sample
+            misses.append((miss, sample))
+            if len(misses) > MAX_MEASURED_MISSES:  # give up: train the closest measured candidate
+                chosen = min(misses)[1]
+                self.skipped = [k for k in self.skipped if k.sample != list(chosen)]  # trained, not skipped
+                if chosen is not sample:  # it was counted (and listed) as skipped
+                    stats.rejected_measured -= 1
+                stats.forced += 1
+                return chosen
             stats.rejected_measured += 1
-            measured_misses.append((miss, sample))
             self.skipped.append(Skipped(list(sample), dict(zip([s.name for s in self.sources], lat)),
                                         "measured outside the band"))
-        stats.seconds = time.perf_counter() - t0
-        return out, stats
 
     def _inner(self) -> Band:
         """The band shrunk by the model's recent error (median over the last 20 measured candidates), at most
@@ -304,17 +317,22 @@ class BandSampler:
         return out
 
 
-def bootstrap_samples(space: Space, spec_of: Callable[[Sample], ModelSpec], seed: int, count: int,
-                      pool: int = 2000) -> list[Sample]:
-    """`count` random samples at evenly spaced MACs quantiles from the smallest network to the median."""
-    from mnas.costs import count_macs
+@lru_cache(maxsize=8)
+def macs_pool(space: Space, resolution: int, num_classes: int, size: int = 2000
+              ) -> tuple[tuple[int, Sample], ...]:
+    """`size` random samples of the space (fixed seed) with their MACs, cheapest first: where the bootstrap and
+    the reachability check look for the space's cheap and costly ends (one pool for both, built once)."""
+    rng = np.random.default_rng(0)
+    samples = [space.sample_random(rng) for _ in range(size)]
+    macs = [count_macs(space.to_spec(s, resolution=resolution, num_classes=num_classes)) for s in samples]
+    return tuple(sorted(zip(macs, samples)))
 
-    rng = np.random.default_rng([seed, 7])
-    candidates = [space.sample_random(rng) for _ in range(pool)]
-    macs = np.array([count_macs(spec_of(s)) for s in candidates])
-    order = np.argsort(macs)
-    picks = np.linspace(0, pool // 2, count).astype(int)
-    return [candidates[order[i]] for i in picks]
+
+def bootstrap_samples(space: Space, spec_of: Callable[[Sample], ModelSpec], count: int) -> list[Sample]:
+    """`count` samples at evenly spaced MACs quantiles from the cheapest of the pool to its median."""
+    probe = spec_of(space.smallest_sample())
+    pool = macs_pool(space, probe.resolution, probe.num_classes)
+    return [pool[i][1] for i in np.linspace(0, len(pool) // 2, count).astype(int)]
 
 
 def check_band_reachable(space: Space, sources: Sequence, targets_ms: Sequence[float], band: Band,
@@ -322,15 +340,11 @@ def check_band_reachable(space: Space, sources: Sequence, targets_ms: Sequence[f
     """Refuse (one line) a band no architecture of the space can reach on a source: its fastest network (the
     fewest MACs) is slower than the band's top, or its slowest (the most MACs of 2,000 random networks) faster
     than the band's bottom. Returns {source: (fastest, slowest) ms}."""
-    from mnas.costs import count_macs
-
     if not band.enabled:
         return {}
     fastest = space.smallest_spec(resolution=resolution, num_classes=num_classes)
-    rng = np.random.default_rng(0)
-    pool = [space.to_spec(space.sample_random(rng), resolution=resolution, num_classes=num_classes)
-            for _ in range(2000)]
-    slowest = max(pool, key=count_macs)
+    costliest = macs_pool(space, resolution, num_classes)[-1][1]
+    slowest = space.to_spec(costliest, resolution=resolution, num_classes=num_classes)
     out = {}
     for source, (low, high) in zip(sources, band.bounds(targets_ms)):
         fast, slow = (float(source.latency_ms([s])[0]) for s in (fastest, slowest))

@@ -90,9 +90,7 @@ def match_baselines(names: Sequence[str], sources: Sequence, targets_ms: Sequenc
                     num_classes: int = 1000, cache=None) -> list[Matched]:
     """Width-match every baseline; with `cache` (a run store cache) a match is made once per run and reused,
     so a resumed or re-summarised run compares with the very baselines it trained, whatever the load now."""
-    for name in names:
-        if name.lower() not in zoo.names():
-            raise UserError(f"unknown baseline model {name!r}; zoo models: {', '.join(zoo.names())}")
+    _check_names(names)
     out = []
     for name in names:
         key = json.dumps([name, list(targets_ms), resolution, num_classes])
@@ -123,10 +121,14 @@ def parse_baselines(text: str | None) -> list[str]:
     if text.strip().lower() == "none":
         return []
     names = [t.strip() for t in text.split(",") if t.strip()]
+    _check_names(names)
+    return names
+
+
+def _check_names(names: Sequence[str]) -> None:
     for name in names:
         if name.lower() not in zoo.names():
             raise UserError(f"unknown baseline model {name!r}; zoo models: {', '.join(zoo.names())}")
-    return names
 
 
 # -- reference training -------------------------------------------------------------------------------

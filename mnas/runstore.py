@@ -160,10 +160,6 @@ class ChildRecord:
     error: str | None = None
 
     @property
-    def complete(self) -> bool:
-        return self.state == "complete"
-
-    @property
     def name(self) -> str:
         return self.spec.get("name", "")
 

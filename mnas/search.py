@@ -210,7 +210,7 @@ def _band_sampler(setup: SearchSetup, store: RunStore) -> BandSampler:
     sampler = BandSampler(setup.sources, setup.reward.targets_ms, setup.band, setup.spec)
     if not (setup.band.enabled and sampler.online):
         return sampler
-    stats = sampler.bootstrap(setup.space, setup.seed)
+    stats = sampler.bootstrap(setup.space)
     if store.cache_get("band", "bootstrap") is None:
         store.cache_put("band", "bootstrap", stats.to_dict())
     names = setup.source_names

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 from mnas.blocks import ACTIVATIONS, BlockArgs, decode_all, encode_all
@@ -216,13 +217,15 @@ class ModelSpec:
 
     def repeats(self, block_index: int) -> int:
         if self.stages is not None:
-            return self._stage_repeats()[block_index]
+            return self._stage_repeats[block_index]
         r = self.blocks[block_index].repeats
         if self.fix_first_last_repeats and block_index in (0, len(self.blocks) - 1):
             return r
         return round_repeats(r, self.depth, self.repeats_rounding)
 
+    @cached_property
     def _stage_repeats(self) -> list[int]:
+        """Layers per block string with depth scaled per stage; computed once per spec (layers() asks per block)."""
         out: list[int] = []
         start = 0
         for si, size in enumerate(self.stages or ()):

@@ -180,7 +180,7 @@ def test_band_filter_on_the_real_host_device(tmp_path):
     source = DeviceLatency(open_device("host"))
     target = 0.9 * source.latency_ms([zoo.get("mnasnet-a1")])[0]
     sampler = BandSampler([source], [target], Band(0.8, 1.05), lambda s: MNASNET.to_spec(s))
-    stats = sampler.bootstrap(MNASNET, seed=0, count=6)
+    stats = sampler.bootstrap(MNASNET, count=6)
     assert stats.bootstrap_measured == 6 and len(sampler.models[0]) == 6
     samples, stats = sampler.ask(controllers.create("random", MNASNET, 0), 2)
     assert len(samples) == 2 and stats.measured >= 2 and stats.proposed > stats.measured

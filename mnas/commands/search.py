@@ -329,13 +329,11 @@ def _print_summary(summary: dict) -> None:
     comparison = summary.get("comparison")
     if comparison:
         ref = comparison["reference_training"]
-        rows = [("best child", comparison["best"])] + [
-            (f"{b['name']} x{b['width']:g}", b["reference"]) for b in comparison["baselines"] if "reference" in b]
+        rows = [("best child", comparison["best"], best["latency_ms"])] + [
+            (f"{b['name']} x{b['width']:g}", b["reference"], b["latency_ms"])
+            for b in comparison["baselines"] if "reference" in b]
         print(f"reference training ({ref['epochs']} epochs, seeds {', '.join(map(str, ref['seeds']))}):")
-        lat_of = {b["name"]: b["latency_ms"] for b in comparison["baselines"]}
-        for label, r in rows:
-            name = label.split(" x")[0]
-            lat = best["latency_ms"] if label == "best child" else lat_of[name]
+        for label, r, lat in rows:
             print(f"  {label:28s} {r['mean']:.4f} +- {r['std']:.4f}  "
                   + ", ".join(f"{n} {v:.2f} ms" for n, v in lat.items()))
         for b in comparison["baselines"]:
