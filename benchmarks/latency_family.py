@@ -11,7 +11,8 @@ scaling at equal latency.
 On the shared 2-core development machine run it pinned to one core (`taskset -c 1 ...`): the host device
 then measures on that core.
 
-(b) runs `mnas scale --target-ms ... --device host` (the same code path as the CLI) and checks each member:
+(b) runs `mnas scale --target-ms ... --device host` (through `mnas.scaling_jobs.run_family`, the function the CLI
+calls) and checks each member:
 its exported .tflite, re-measured with the full profile (independent of the solve's measurements), must lie
 within 5% below its target and not above it by more than that measurement's 95% CI of the median.
 Targets default to 1.15x, 1.5x, 2x the latency of the smallest scaled model (phi -> 0+): below that no
@@ -27,8 +28,10 @@ import json
 import time
 from pathlib import Path
 
-from mnas.cli import build_parser
-from mnas.commands import scale as scale_cmd
+from mnas.reward import parse_targets
+from mnas.scaling_jobs import (CompareConfig, FamilyConfig, LatencyConfig, ProxyConfig, ScalingFlags, compare,
+                               run_family)
+from mnas.table_jobs import TableBuildConfig, build_table as build_scaled_table
 
 WITHIN = 0.05
 
@@ -58,23 +61,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def scaling_flags(bench: argparse.Namespace) -> list[str]:
-    """The flags that decide the scaled networks: the same for `mnas scale` and `mnas table build --scale-arch`."""
-    argv = ["--resolution", str(bench.resolution), "--num-classes", str(bench.num_classes), "--max-phi",
-            f"{bench.max_phi:g}", "--repeats-rounding", bench.repeats_rounding, "--threads", str(bench.threads),
-            "--statistic", bench.statistic]
-    return argv if bench.no_lite else [*argv, "--lite"]
+def scaling_flags(bench: argparse.Namespace) -> ScalingFlags:
+    """What decides the scaled networks: the same for the scale solve and the table built for it."""
+    return ScalingFlags(lite=not bench.no_lite, max_phi=bench.max_phi, repeats_rounding=bench.repeats_rounding,
+                        num_classes=bench.num_classes, resolution=bench.resolution)
 
 
-def cli_args(bench: argparse.Namespace, action: str, targets: str, out: Path) -> list[str]:
-    argv = ["scale", action, "--arch", bench.arch, *scaling_flags(bench), "--target-ms", targets,
-            "--device", bench.device, "--out", str(out), "--name", "family"]
-    if bench.table:
-        argv += ["--table", bench.table]
-    if action == "compare":
-        argv += ["--epochs", str(bench.epochs), "--train-examples", str(bench.train_examples),
-                 "--val-examples", str(bench.val_examples)]
-    return argv
+def latency_config(bench: argparse.Namespace) -> LatencyConfig:
+    return LatencyConfig(device=bench.device, table=Path(bench.table) if bench.table else None,
+                         threads=bench.threads, statistic=bench.statistic)
 
 
 def smallest_scaled_ms(bench: argparse.Namespace) -> tuple[float, float]:
@@ -104,13 +99,11 @@ def smallest_scaled_ms(bench: argparse.Namespace) -> tuple[float, float]:
 
 
 def build_table(bench: argparse.Namespace) -> None:
-    """`mnas table build --scale-arch` over the family's networks (resumable), through the CLI's own code."""
+    """`mnas table build --scale-arch` over the family's networks (resumable), through the CLI's own function."""
     t0 = time.perf_counter()
-    args = build_parser().parse_args(["table", "build", "--device", bench.device, "--scale-arch", bench.arch,
-                                      *scaling_flags(bench), "--out", str(bench.build_table)])
     bench.build_table.parent.mkdir(parents=True, exist_ok=True)
-    if args.func(args) != 0:
-        raise SystemExit("table build failed")
+    build_scaled_table(TableBuildConfig(bench.build_table, (bench.device,), scale_arch=bench.arch,
+                                        flags=scaling_flags(bench), threads=bench.threads, statistic=bench.statistic))
     print(f"table build: {time.perf_counter() - t0:.0f} s")
     bench.table = str(bench.build_table)
 
@@ -126,11 +119,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{bench.arch}@{bench.resolution}: phi=0 {base_ms:.3f} ms, phi=0.01 {step_ms:.3f} ms")
         targets = ",".join(f"{step_ms * f:.3g}" for f in (1.15, 1.5, 2.0))
     print(f"targets (ms): {targets}")
-    args = build_parser().parse_args(cli_args(bench, "family", targets, bench.out / "family"))
-    plan = scale_cmd.check_args(args)
-    base = scale_cmd.base_spec(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    payload = scale_cmd.run_family(args, plan, base)
+    targets_ms = tuple(parse_targets(targets))
+    payload, _ = run_family(FamilyConfig(bench.arch, bench.out / "family", scaling_flags(bench), targets_ms=targets_ms,
+                                         latency=latency_config(bench), name="family"))
     print(f"\nlatency statistic: {bench.statistic}")
     print("\n| member | target ms | phi | rounding | res | width | depth | MMACs | solve ms | next above ms | "
           "measured ms (exported) | vs target | 95% CI | predicted ms | predicted vs measured | within 5% below | "
@@ -154,11 +145,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nall members within 5% below their target (and not above by more than the noise): {ok}")
     (bench.out / "figure_b.json").write_text(json.dumps(payload, indent=2, default=str))
     if bench.compare:
-        args = build_parser().parse_args(cli_args(bench, "compare", targets, bench.out / "compare"))
-        plan = scale_cmd.check_args(args)
-        args.out.mkdir(parents=True, exist_ok=True)
-        result = scale_cmd.run_compare(args, plan, base)
-        print("\n" + (args.out / "compare.md").read_text())
+        proxy = ProxyConfig(epochs=bench.epochs, train_examples=bench.train_examples, val_examples=bench.val_examples)
+        result, _ = compare(CompareConfig(bench.arch, bench.out / "compare", scaling_flags(bench), targets_ms,
+                                          latency_config(bench), proxy))
+        print("\n" + (bench.out / "compare" / "compare.md").read_text())
         for line in result["summary"]["lines"]:
             print(line)
         print(f"plot: {result['plot']}")

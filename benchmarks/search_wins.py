@@ -6,7 +6,8 @@ Runs `mnas search --device host --seed S --out OUT/seedS --resume --json` (every
 as `make search`; EXTRA flags after `--` are appended) for each seed, one after the other, and collects each
 run's comparison: the best child within the target and the width-matched baselines after the reference
 training (mean and std over its seeds), the margin over the best baseline against twice the pooled seed std,
-the band figures and the wall time. Each run is resumable, so re-running the script continues where it stopped.
+the band figures and the wall time. Each run is resumable, so re-running the script continues where it stopped;
+a seed whose OUT/seedS/summary.json exists is finished and only collected.
 Writes OUT/summary.json and OUT/summary.md (one table per seed, then the tally).
 """
 
@@ -23,6 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_seed(seed: int, out: Path, extra: list[str]) -> dict:
+    if (out / "summary.json").exists():  # finished: its run may predate a settings change and not resume
+        return json.loads((out / "summary.json").read_text())
     mnas = Path(sys.executable).parent / "mnas"
     cmd = [str(mnas), "search", "--device", "host", "--seed", str(seed), "--out", str(out), "--resume", "--json",
            "--no-progress", *extra]

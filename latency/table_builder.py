@@ -35,6 +35,7 @@ from latency.predictor import (STATISTICS, Calibration, Predictor, calibration_p
 from latency.store import TableStore
 from mnas.archfile import spec_to_dict
 from mnas.errors import UserError
+from mnas.progress import progress_bar
 from mnas.spec import Layer, ModelSpec, SpaceLike
 
 # Single ops are timed with fewer runs than whole models: there are many, most take well under a ms.
@@ -105,18 +106,6 @@ class BuildReport:
                                        for n, r, m in self.calibration_points]}
 
 
-def _progress(enabled: bool):
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
-
-    from rich.console import Console
-
-    # stderr: stdout stays clean for --json output.
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("ETA"), TimeRemainingColumn(), disable=not enabled, transient=False,
-                    console=Console(stderr=True))
-
-
 def plan_build(store: TableStore, fingerprint: Fingerprint, ops: dict[str, Layer], threads: int, statistic: str,
                description: dict | None) -> tuple[str, dict[str, Layer]]:
     """Record the device (and this build) in the table; return its table key and the ops still to measure
@@ -153,7 +142,7 @@ def build_table(device: Device, store: TableStore, ops: dict[str, Layer], *, thr
     fingerprint = device.fingerprint()
     fp_key, todo = plan_build(store, fingerprint, ops, threads, statistic, description)
     measured = 0
-    with tempfile.TemporaryDirectory(prefix="mnas-ops-") as tmp, _progress(progress) as bar:
+    with tempfile.TemporaryDirectory(prefix="mnas-ops-") as tmp, progress_bar(progress, eta=True) as bar:
         task = bar.add_task(f"ops on {fingerprint.model}", total=len(todo))
         for key, layer in todo.items():
             path = write_op_model([layer], Path(tmp) / f"op{measured}.tflite")
@@ -192,7 +181,7 @@ def measure_specs(device: Device, specs: Sequence[ModelSpec], *, threads: int = 
     options = ProfileOptions(**{**options.__dict__, "threads": threads})
     rng = np.random.default_rng(seed)
     per_model: list[list[Profile]] = [[] for _ in specs]
-    with tempfile.TemporaryDirectory(prefix="mnas-models-") as tmp, _progress(progress) as bar:
+    with tempfile.TemporaryDirectory(prefix="mnas-models-") as tmp, progress_bar(progress, eta=True) as bar:
         task = bar.add_task(label, total=len(specs) * passes)
         for _ in range(passes):
             order = range(len(specs)) if passes == 1 else rng.permutation(len(specs))

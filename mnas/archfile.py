@@ -112,13 +112,9 @@ def load_arch_file(path: str | Path) -> ModelSpec:
         raise UserError(f"architecture file must end in {', '.join(ARCH_SUFFIXES)}: {path}")
     data = _parse(path)
     if _looks_like_ofa(data):
-        try:
-            from mnas import ofa_config
-        except ImportError:
-            raise UserError(f"{path} is an OFA net.config, but OFA config support is not installed") from None
-        if hasattr(ofa_config, "load_ofa_net_config"):  # also reads the resolution from run.config
-            return ofa_config.load_ofa_net_config(path)
-        return ofa_config.spec_from_ofa_config(data)
+        from mnas import ofa_config
+
+        return ofa_config.load_ofa_net_config(path)  # also reads the resolution from run.config
     return spec_from_dict(data, str(path))
 
 

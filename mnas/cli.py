@@ -13,33 +13,39 @@ import os
 import sys
 
 from mnas.errors import UserError
+from mnas.logfilter import StderrFilter
 
 COMMAND_MODULES = ["models", "devices", "emulator", "table", "search", "scale", "farm"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mnas", description="On-device latency-aware architecture search.")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow / LiteRT / converter log lines (hidden by default)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"mnas.commands.{name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"mnas.commands.{name}":
-                continue  # command group not present in this build
-            raise
-        module.register(subparsers)
+    for name in COMMAND_MODULES:  # a command module that fails to import is a bug: it is never dropped silently
+        importlib.import_module(f"mnas.commands.{name}").register(subparsers)
     return parser
 
 
-
 def main(argv: list[str] | None = None) -> int:
-    # TF's C++ INFO/WARNING lines (oneDNN, CPU features) are noise to a CLI user; TF_CPP_MIN_LOG_LEVEL=0 restores them.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # TF's C++ INFO/WARNING lines (oneDNN, CPU features) and LiteRT's delegate banner are noise to a CLI user;
+    # `mnas --verbose` shows them. Set before any handler imports TF.
+    if args.verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        os.environ["MNAS_VERBOSE"] = "1"
+        return _run(args)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with StderrFilter():  # what TF_CPP_MIN_LOG_LEVEL does not reach (C++ lines logged before absl's init)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         result = args.func(args)
     except UserError as err:

@@ -142,8 +142,12 @@ def _atomic_write(path: Path, content: bytes) -> Path:
     return path
 
 
-def convert_keras(model, *, quantize: str | None = None, representative: np.ndarray | None = None) -> bytes:
-    """Keras model (fixed spatial input) -> `.tflite` bytes, batch 1, converter output silenced."""
+def convert_keras(model, *, quantize: str | None = None, representative: np.ndarray | None = None,
+                  float_io: bool = False) -> bytes:
+    """Keras model (fixed spatial input) -> `.tflite` bytes, batch 1, converter output silenced.
+
+    `float_io` (int8 only): int8 kernels behind float32 input and output tensors (the converter adds a
+    QUANTIZE and a DEQUANTIZE op), for apps that feed float images."""
     quantize = _check_quantize(quantize)
     with quiet_fds(), forget_custom_gradients():  # a swish model's forward trace registers one per activation
         import tensorflow as tf
@@ -167,15 +171,20 @@ def convert_keras(model, *, quantize: str | None = None, representative: np.ndar
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = samples
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
+            if not float_io:
+                converter.inference_input_type = tf.int8
+                converter.inference_output_type = tf.int8
         return converter.convert()
 
 
 @contextlib.contextmanager
 def quiet_fds(replay: str | None = "converter output") -> Iterator[None]:
     """Send OS-level stdout/stderr to a temp file; if the body raises, replay the file's tail on
-    stderr under the heading `replay` (None: drop it, when the exception already says it all)."""
+    stderr under the heading `replay` (None: drop it, when the exception already says it all).
+    `mnas --verbose` (MNAS_VERBOSE=1) leaves the output where it is."""
+    if os.environ.get("MNAS_VERBOSE") == "1":
+        yield
+        return
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)

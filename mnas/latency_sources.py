@@ -32,16 +32,16 @@ class LatencySource(Protocol):
 
 
 def _fast_writer():
-    """The timing-only TFLite writer (no TF) when present, else None (the converter is used)."""
-    try:
-        from latency.tflite_writer import write_tflite
-    except ImportError:
-        return None
+    """The timing-only TFLite writer (no TF). It is part of this repository: an import error is a bug to see,
+    never a silent switch to the converter (112-1044x slower)."""
+    from latency.tflite_writer import write_tflite
+
     return write_tflite
 
 
 class DeviceLatency:
-    """Median latency of each spec on a device: export (fast writer, else TF converter), profile, cache."""
+    """Median latency of each spec on a device: export (fast writer; the TF converter only when asked with
+    `use_converter`), profile, cache."""
 
     measured = True
 

@@ -30,6 +30,7 @@ from mnas.errors import UserError
 from mnas.evaluators.base import EvalResult, Evaluator
 from mnas.latency_sources import LatencySource
 from mnas.pareto import best_within, pareto_front, plot_front
+from mnas.progress import progress_bar
 from mnas.reward import Reward
 from mnas.runstore import ChildRecord, RunStore, spec_key, spec_to_dict
 from mnas.spaces import Space
@@ -322,17 +323,13 @@ class _Best:
 
 
 class _Progress:
-    """A rich progress bar on stderr (nothing when disabled or when rich is missing)."""
+    """The search's progress bar on stderr (nothing when disabled)."""
 
     def __init__(self, total: int, completed: int, enabled: bool) -> None:
         self._progress = None
         if not enabled:
             return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._progress = Progress(TextColumn("search"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                  TextColumn("{task.description}"), console=Console(stderr=True), transient=False)
+        self._progress = progress_bar(label="search")
         self._progress.start()
         self._task = self._progress.add_task("", total=total, completed=completed)
 

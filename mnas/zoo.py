@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from mnas.blocks import decode_all
-from mnas.errors import UnknownNameError
+from mnas.registry import Registry
 from mnas.spec import ModelSpec, stages_by_width
 
 MNASNET_A1 = ["r1_k3_s11_e1_i32_o16_noskip", "r2_k3_s22_e6_i16_o24", "r3_k5_s22_e3_i24_o40_se0.25",
@@ -97,7 +97,7 @@ def _mobilenetv3(name: str, rows: list, head: int, final: int) -> ModelSpec:
                                   head_activation="hswish", se_style="mobilenetv3", dropout=0.2)
 
 
-_BUILDERS: dict[str, Callable[[], ModelSpec]] = {
+MODELS: Registry[Callable[[], ModelSpec]] = Registry("model", {
     "mnasnet-a1": lambda: ModelSpec.from_strings("mnasnet-a1", MNASNET_A1, scale_head=False),
     "mnasnet-b1": lambda: ModelSpec.from_strings("mnasnet-b1", MNASNET_B1, scale_head=False),
     "mnasnet-small": lambda: ModelSpec.from_strings("mnasnet-small", MNASNET_SMALL, stem_filters=8,
@@ -111,11 +111,11 @@ _BUILDERS: dict[str, Callable[[], ModelSpec]] = {
                                                scale_head=False, dropout=0.25),
     "mixnet-l": lambda: ModelSpec.from_strings("mixnet-l", MIXNET_M, stem_filters=24, head_filters=1536,
                                                scale_head=False, dropout=0.25, width=1.3),
-}
+})
 for _v in EFFICIENTNET_PARAMS:
-    _BUILDERS[f"efficientnet-{_v}"] = (lambda v=_v: _efficientnet(v))
+    MODELS.register(f"efficientnet-{_v}", lambda v=_v: _efficientnet(v))
 for _v in EFFICIENTNET_LITE_PARAMS:
-    _BUILDERS[f"efficientnet-{_v}"] = (lambda v=_v: _efficientnet_lite(v))
+    MODELS.register(f"efficientnet-{_v}", lambda v=_v: _efficientnet_lite(v))
 
 # Published figures (params M, MACs M) from ../shared/reference/models.md (MobileNetV2: its paper's Table 4),
 # for the README table and tests.
@@ -132,13 +132,10 @@ PUBLISHED: dict[str, tuple[float, float]] = {
 
 
 def names() -> list[str]:
-    return list(_BUILDERS)
+    return MODELS.names()
 
 
 def get(name: str, **overrides: object) -> ModelSpec:
     """A zoo model by name, with optional global-param overrides (num_classes, resolution, width...)."""
-    key = name.lower()
-    if key not in _BUILDERS:
-        raise UnknownNameError("model", name, names())
-    spec = _BUILDERS[key]()
+    spec = MODELS.get(name)()
     return spec.replace(**overrides) if overrides else spec

@@ -165,7 +165,7 @@ def test_family_on_the_host_meets_targets_from_below(capsys, tmp_path):
 
 
 def test_compare_summary_counts_wins_per_baseline():
-    from mnas.commands.scale import compare_summary
+    from mnas.scaling_jobs import compare_summary
 
     acc = {("compound", 5.0): 0.8, ("compound", 9.0): 0.9, ("depth-only", 5.0): 0.7, ("depth-only", 9.0): 0.95,
            ("width-only", 5.0): 0.8, ("width-only", 9.0): 0.6}
@@ -174,3 +174,19 @@ def test_compare_summary_counts_wins_per_baseline():
     assert summary["compound_wins"] == {"depth-only": 1, "width-only": 2}
     assert summary["mean_accuracy"]["compound"] == pytest.approx(0.85)
     assert any(line.startswith("compound >= depth-only: 1/2") for line in summary["lines"])
+
+
+def test_the_library_call_is_what_the_command_prints(capsys, tmp_path):
+    """`mnas scale` only turns flags into a FamilyConfig: the library gives the same models and the same lines."""
+    from mnas.scaling_jobs import FamilyConfig, ScalingFlags, run_family
+
+    rc, text, _ = run_cli(capsys, ["scale", *TINY, "--phi", "0.5", "--lite", "--no-export",
+                                   "--out", str(tmp_path / "c")])
+    assert rc == 0
+    flags = ScalingFlags(lite=True, resolution=32, num_classes=10)
+    payload, lines = run_family(FamilyConfig("mnasnet-small", tmp_path / "l", flags, phi=0.5, export=False))
+    assert lines == text.splitlines() and len(lines) == 1
+    saved = json.loads((tmp_path / "c" / "family.json").read_text())
+    strip = lambda m: {k: v for k, v in m.items() if k != "arch_file"}  # noqa: E731
+    assert [strip(m) for m in payload["models"]] == [strip(m) for m in saved["models"]]
+    assert payload["models"][0]["phi"] == 0.5 and (tmp_path / "l" / "family.csv").exists()

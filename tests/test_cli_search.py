@@ -176,6 +176,9 @@ def test_default_search_on_the_host_compares_with_baselines_at_equal_latency(run
     assert Path(summary["files"]["pareto_png"]).stat().st_size > 1000
     assert [b["name"] for b in comparison["baselines"]] == ["mnasnet-a1", "mobilenetv2-1.0"]
     assert "reference training 7/6" not in proc.stderr and "reference training 6/6" in proc.stderr
+    # TF and LiteRT ran (training, conversion, host timing), and their C++ chatter stayed out of the user's way
+    for chatter in ("oneDNN", "XNNPACK delegate", "absl::InitializeLog"):
+        assert chatter not in proc.stderr, proc.stderr[:2000]
 
 
 def test_make_search_runs_the_cli_defaults_that_the_tests_cover():

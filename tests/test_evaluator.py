@@ -23,6 +23,11 @@ def test_registry_names_and_errors():
     data = load_proxy_data().subset(64, 32)
     with pytest.raises(UserError, match="--epochs must be >= 1"):
         evaluators.create("standalone", data=data, epochs=0)
+    # an option the evaluator does not take is one error line, never swallowed; the search's common context
+    # (space, state_dir: what the supernet takes) is passed only where it is used
+    with pytest.raises(UserError, match="evaluator 'standalone' has no option 'warmup_steps'; its options: .*optimizer"):
+        evaluators.create("standalone", data=data, warmup_steps=5)
+    assert evaluators.create("standalone", data=data, space="mnasnet", state_dir="x").epochs == 1
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
-"""The layering the README states, enforced: the core (errors, block grammar, spec, costs, zoo, arch files) is
-pure and imports nothing else of the project; devices/ and latency/ import only the core of mnas, never the
-search side; the core and the search-space/reward/controller modules import no TensorFlow at module level."""
+"""The layering the README states, enforced: the core (errors, block grammar, spec, costs, zoo, arch files,
+the registry and the progress bar) is pure and imports nothing else of the project; devices/ and latency/ import
+only the core of mnas, never the search side; the core and the search-space/reward/controller modules import no
+TensorFlow at module level."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CORE = {"mnas", "mnas.errors", "mnas.blocks", "mnas.spec", "mnas.costs", "mnas.zoo", "mnas.archfile",
-        "mnas.ofa_config"}
+CORE = {"mnas", "mnas.errors", "mnas.registry", "mnas.progress", "mnas.blocks", "mnas.spec", "mnas.costs",
+        "mnas.zoo", "mnas.archfile", "mnas.ofa_config"}
 TF_FREE = CORE | {"mnas.reward", "mnas.band", "mnas.baselines", "mnas.pareto", "mnas.runstore", "mnas.data"}
 TF_FREE_PACKAGES = ("mnas.spaces", "mnas.controllers")
 
@@ -83,3 +84,56 @@ def _imports_from_text(source: str) -> list[tuple[str, int]]:
         return _imports(Path(fh.name))
     finally:
         Path(fh.name).unlink()
+
+
+# -- commands: parse, call the library, print ----------------------------------------------------------
+COMMANDS = "mnas.commands"
+SHARED_COMMAND_MODULE = "mnas.commands._common"
+
+
+def _command_imports(source: str, module: str) -> list[tuple[str, int]]:
+    """(module, line) for every import of `mnas.commands...` in `source` (of `module`), relative ones resolved
+    and `from mnas.commands import x` read as mnas.commands.x."""
+    package = module.split(".")
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package[:len(package) - node.level] + ([base] if base else []))
+            names = [f"{base}.{a.name}" for a in node.names] if base == COMMANDS else [base]
+        else:
+            continue
+        out += [(n, node.lineno) for n in names if n == COMMANDS or n.startswith(COMMANDS + ".")]
+    return out
+
+
+def _command_violations(path: Path) -> list[str]:
+    module = _module(path)
+    in_commands = module.startswith(COMMANDS + ".")
+    return [f"{path.relative_to(REPO)}:{line} imports {name}"
+            for name, line in _command_imports(path.read_text(), module)
+            if not (in_commands and name == SHARED_COMMAND_MODULE)]
+
+
+def test_commands_import_no_other_command_and_the_library_no_command():
+    """A command shares code with another only through mnas.commands._common; no library module (mnas outside
+    the commands and the CLI entry point, latency/, devices/) imports a command."""
+    commands = _files("mnas/commands")
+    assert len(commands) >= 8
+    library = [p for p in _files("mnas", "latency", "devices")
+               if not _module(p).startswith(COMMANDS) and _module(p) != "mnas.cli"]
+    assert len(library) > 40
+    bad = [v for p in commands + library for v in _command_violations(p)]
+    assert not bad, "commands may import only mnas.commands._common; the library no command:\n" + "\n".join(bad)
+
+
+def test_the_command_scan_sees_violations():
+    source = ("from mnas.commands._common import emit\nfrom mnas.commands import scale\nfrom . import farm\n"
+              "from .table import build\nimport mnas.commands.devices\nfrom mnas.scaling import scale\n")
+    found = [n for n, _ in _command_imports(source, "mnas.commands.search")]
+    assert found == [SHARED_COMMAND_MODULE, "mnas.commands.scale", "mnas.commands.farm", "mnas.commands.table",
+                     "mnas.commands.devices"]
+    assert [n for n, _ in _command_imports("from .commands import scale\n", "mnas.search")] == ["mnas.commands.scale"]

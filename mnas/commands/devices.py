@@ -15,8 +15,8 @@ import argparse
 import math
 from pathlib import Path
 
-from mnas.commands._common import print_json
-from mnas.executors import add_executor_arguments
+from mnas.commands._common import emit, print_json
+from mnas.executors import add_executor_arguments, executor_choice
 from mnas.errors import UserError
 
 
@@ -83,10 +83,9 @@ def _list_devices(args) -> int:
     if args.executor == "ray":  # the phone farm: each --connect'ed phone fingerprinted where it is plugged in
         if not args.connect:
             raise UserError("--executor ray lists a phone farm: name its phones with --connect ID (repeatable)")
-        from mnas.commands.farm import list_farm
+        from mnas.table_jobs import list_farm
 
-        args.devices = args.connect
-        return list_farm(args)
+        return emit(*list_farm(args.connect, executor_choice(args)), args.json)
     found = list_devices(args.connect)
     if args.json:
         print_json(found)
@@ -100,15 +99,9 @@ def _list_devices(args) -> int:
 
 
 def _setup(args) -> int:
-    from devices.registry import open_device
+    from mnas.device_jobs import setup_device
 
-    device = open_device(args.device)
-    if not hasattr(device, "setup"):
-        raise UserError(f"device {args.device} needs no setup (it runs LiteRT in this process)")
-    try:
-        result = device.setup(args.benchmark_binary)
-    finally:
-        device.close()
+    result = setup_device(args.device, args.benchmark_binary)
     if args.json:
         print_json(result)
     else:
@@ -116,35 +109,13 @@ def _setup(args) -> int:
     return 0
 
 
-def resolve_model(ref: str) -> Path:
-    """A `.tflite` path as given, or NAME|ARCH_FILE exported to a (cached) `.tflite`."""
-    if ref.lower().endswith(".tflite"):
-        path = Path(ref)
-        if not path.is_file():
-            raise UserError(f"model file not found: {ref}")
-        return path
-    from mnas.archfile import resolve_arch
-    from mnas.export import export_tflite
-
-    return export_tflite(resolve_arch(ref))
-
-
 def _profile(args) -> int:
     from devices.base import ProfileOptions
-    from devices.registry import open_device
+    from mnas.device_jobs import profile_model
 
-    if not 0 < args.target_ci < 1:
-        raise UserError(f"--target-ci must be between 0 and 1, got {args.target_ci}")
     options = ProfileOptions(threads=args.threads, warmup_runs=args.warmup, runs=args.runs, op_profile=args.op_profile,
                              max_rounds=args.rounds, target_rel_ci=args.target_ci)
-    device = open_device(args.device)
-    try:
-        model = resolve_model(args.model)
-        profile = device.profile(model, options)
-    finally:
-        device.close()
-    data = profile.to_dict()
-    data["model"] = str(model)
+    data = profile_model(args.device, args.model, options)
     if args.json:
         print_json(data)
         return 0

@@ -9,15 +9,16 @@ from mnas.controllers.evolution import RegularizedEvolution
 from mnas.controllers.ppo import PPO
 from mnas.controllers.random_search import RandomSearch
 from mnas.controllers.reinforce import Reinforce
-from mnas.errors import UnknownNameError, UserError
+from mnas.errors import UserError
+from mnas.registry import Registry
 from mnas.spaces import Space
 
-CONTROLLERS: dict[str, type[Controller]] = {"ppo": PPO, "reinforce": Reinforce, "evolution": RegularizedEvolution,
-                                            "random": RandomSearch}
+CONTROLLERS: Registry[type[Controller]] = Registry("controller", {
+    "ppo": PPO, "reinforce": Reinforce, "evolution": RegularizedEvolution, "random": RandomSearch})
 
 
 def names() -> list[str]:
-    return list(CONTROLLERS)
+    return CONTROLLERS.names()
 
 
 def options(name: str) -> dict[str, object]:
@@ -28,10 +29,7 @@ def options(name: str) -> dict[str, object]:
 
 
 def _class(name: str) -> type[Controller]:
-    key = str(name).lower()
-    if key not in CONTROLLERS:
-        raise UnknownNameError("controller", str(name), names())
-    return CONTROLLERS[key]
+    return CONTROLLERS.get(name)
 
 
 def create(name: str, space: Space, seed: int = 0, **kwargs: object) -> Controller:

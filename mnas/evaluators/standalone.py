@@ -23,7 +23,7 @@ from mnas.errors import UserError
 from mnas.evaluators.base import EvalResult
 from mnas.runstore import MemoryCache, ResultCache, spec_key
 from mnas.spec import ModelSpec
-from mnas.tfgraphs import forget_custom_gradients
+from mnas.tfgraphs import forget_custom_gradients, grappler_off
 
 OPTIMIZERS = ("adam", "rmsprop")
 
@@ -33,7 +33,7 @@ class StandaloneEvaluator:
 
     def __init__(self, data: ProxyData, epochs: int = 1, batch_size: int = 128, proxy_resolution: int = 32,
                  seed: int = 0, cache: ResultCache | None = None, learning_rate: float = 2e-3,
-                 optimizer: str = "adam", recal_batches: int = 4, **_ignored: object) -> None:
+                 optimizer: str = "adam", recal_batches: int = 4, grappler: bool = False) -> None:
         if epochs < 1:
             raise UserError(f"--epochs must be >= 1, got {epochs}")
         if batch_size < 2:
@@ -46,13 +46,15 @@ class StandaloneEvaluator:
         self.epochs, self.batch_size, self.proxy_resolution = epochs, batch_size, proxy_resolution
         self.seed, self.learning_rate, self.optimizer = seed, learning_rate, optimizer
         self.recal_batches = recal_batches
+        self.grappler = bool(grappler)  # off by default: see mnas.tfgraphs.grappler_off
         self.cache = cache if cache is not None else MemoryCache()
         self._data_fingerprint = data.fingerprint()
 
     def settings(self) -> dict:
         return {"evaluator": self.name, "epochs": self.epochs, "batch_size": self.batch_size,
                 "proxy_resolution": self.proxy_resolution, "seed": self.seed, "lr": self.learning_rate,
-                "optimizer": self.optimizer, "recal_batches": self.recal_batches, "data": self._data_fingerprint,
+                "optimizer": self.optimizer, "recal_batches": self.recal_batches, "grappler": self.grappler,
+                "data": self._data_fingerprint,
                 "train": len(self.data.y_train), "val": len(self.data.y_val)}
 
     def proxy_spec(self, spec: ModelSpec) -> ModelSpec:
@@ -76,7 +78,7 @@ class StandaloneEvaluator:
     def train_and_score(self, child: ModelSpec, recalibrate: bool = True) -> tuple[float, dict]:
         """Train `child` from scratch and return (validation accuracy, detail with the time breakdown); its
         graphs are freed afterwards (`forget_custom_gradients`)."""
-        with forget_custom_gradients():
+        with forget_custom_gradients(), grappler_off(enabled=not self.grappler):
             return self._train_and_score(child, recalibrate)
 
     def _train_and_score(self, child: ModelSpec, recalibrate: bool) -> tuple[float, dict]:

@@ -21,6 +21,7 @@ from latency.opkeys import overhead_key
 from latency.store import TableStore
 from latency.table_builder import OP_OPTIONS, BuildReport, entry_extra, plan_build, write_op_model
 from mnas.executors.farm import Farm, Job
+from mnas.progress import progress_bar
 from mnas.spec import Layer
 
 
@@ -38,7 +39,7 @@ def build_table_on_farm(farm: Farm, store: TableStore, ops: dict[str, Layer], *,
     fp_key, todo = plan_build(store, fingerprint, ops, threads, statistic, description)
     measured = 0
     by_device: dict[str, int] = {}
-    with tempfile.TemporaryDirectory(prefix="mnas-farm-ops-") as tmp, _progress(progress) as bar:
+    with tempfile.TemporaryDirectory(prefix="mnas-farm-ops-") as tmp, progress_bar(progress, eta=True) as bar:
         jobs = [Job(key, write_op_model([layer], Path(tmp) / f"op{i}.tflite")) for i, (key, layer) in
                 enumerate(todo.items())]
         task = bar.add_task(f"ops on {len(farm.groups[fingerprint.key])} x {fingerprint.model}", total=len(jobs))
@@ -60,10 +61,3 @@ def build_table_on_farm(farm: Farm, store: TableStore, ops: dict[str, Layer], *,
     report.lost = dict(farm.lost)  # type: ignore[attr-defined]
     report.requeued = farm.requeued  # type: ignore[attr-defined]
     return report
-
-
-def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    disable=not enabled, transient=False)

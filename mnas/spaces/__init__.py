@@ -13,34 +13,31 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Callable
 
-from mnas.errors import UnknownNameError
+from mnas.registry import Registry
 from mnas.spaces.base import Choice, Sample, Space, Stage, position_free
 from mnas.spaces.layerwise import mobilenetv3_space, ofa_mbv3_space
 from mnas.spaces.mnasnet import mixnet_space, mnasnet_space
 
-_BUILDERS: dict[str, Callable[[], Space]] = {
+SPACES: Registry[Callable[[], Space]] = Registry("search space", {
     "mnasnet": mnasnet_space,
     "mixnet": mixnet_space,
     "mobilenetv3": mobilenetv3_space,
     "ofa-mbv3": ofa_mbv3_space,
-}
+})
 
 
 def names() -> list[str]:
-    return list(_BUILDERS)
+    return SPACES.names()
 
 
 @lru_cache(maxsize=None)
-def _build(name: str) -> Space:
-    return _BUILDERS[name]()
+def _build(key: str) -> Space:
+    return SPACES.get(key)()
 
 
 def get(name: str) -> Space:
     """The space called `name` (one shared instance per name: its exact enumerations are cached)."""
-    key = str(name).lower()
-    if key not in _BUILDERS:
-        raise UnknownNameError("search space", str(name), names())
-    return _build(key)
+    return _build(SPACES.key(name))
 
 
 __all__ = ["Choice", "Sample", "Space", "Stage", "get", "names", "position_free"]

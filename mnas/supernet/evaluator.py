@@ -27,7 +27,6 @@ proxy setting is refused with one line.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
@@ -42,6 +41,7 @@ from mnas.errors import UserError
 from mnas.evaluators.base import EvalResult
 from mnas.spaces.base import Sample, Space
 from mnas.spec import ModelSpec
+from mnas.tfgraphs import grappler_off
 
 CHECKPOINT_NAME = "supernet.npz"
 CHECKPOINT_FORMAT = 2
@@ -134,7 +134,8 @@ class SupernetEvaluator:
                  warmup_steps: int = 0, batch_size: int = 64, val_batch: int = 500, proxy_resolution: int = 32,
                  learning_rate: float = 1e-3, seed: int = 0, state_dir: str | Path | None = None,
                  checkpoint_every: int = 10, routing: str | None = None, grappler: bool = False,
-                 update: str = "all", child_start: str = "shared", **_ignored: object) -> None:
+                 update: str = "all", child_start: str = "shared",
+                 cache: object | None = None) -> None:
         if steps_per_child < 0 or warmup_steps < 0:
             raise UserError("supernet steps per child and warm-up steps must be >= 0")
         if batch_size < 2 or val_batch < 2:
@@ -153,7 +154,7 @@ class SupernetEvaluator:
         self.checkpoint_every = max(1, int(checkpoint_every))
         self.routing, self.grappler, self.update = routing, bool(grappler), update
         self.child_start = child_start
-        self.state_dir = Path(state_dir) if state_dir is not None else _state_dir_of(_ignored.get("cache"))
+        self.state_dir = Path(state_dir) if state_dir is not None else _state_dir_of(cache)
         self._data_fingerprint = data.fingerprint()
         self.rng = np.random.default_rng(self.seed)
         self.steps = 0  # shared-weight training steps so far (warm-up included)
@@ -291,22 +292,9 @@ class SupernetEvaluator:
             var.assign(value)
         self.steps, self.rng.bit_generator.state = snapshot["steps"], snapshot["rng"]
 
-    @contextlib.contextmanager
     def _graph_options(self):
-        """Grappler off for the supernet's steps only (restored after each call, so other TF functions of the
-        process, e.g. stand-alone children, keep it): optimising the train step's graph doubled the first call's
-        cost (instantiating its 24 switch_case gradients) and the steps ran no faster with it."""
-        import tensorflow as tf
-
-        if self.grappler:
-            yield
-            return
-        before = tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
-        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-        try:
-            yield
-        finally:
-            tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": before})
+        """Grappler off for the supernet's steps (`mnas.tfgraphs.grappler_off`) unless `grappler=True`."""
+        return grappler_off(enabled=not self.grappler)
 
     def trace(self) -> None:
         """Trace both steps now (the Python side of the one-time cost; the first call still optimises the graph)."""
