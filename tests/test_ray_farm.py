@@ -1,11 +1,13 @@
 """The phone farm and parallel children on a real local Ray cluster, with emulated phones on loopback ports.
 
 Everything is real: Ray actors in their own processes open the phones with adb-shell over TCP, the phones run
-LiteRT, the table goes to SQLite. One Ray cluster for the module (`ray.init(num_cpus=2)`), shut down at the end.
+LiteRT, the table goes to SQLite. One Ray cluster for the module (`ray.cluster_utils.Cluster`: a head node with
+2 CPUs that the driver joins), shut down at the end; the node-loss test adds a second node and kills it.
 """
 
 import importlib.util
 import os
+import signal
 import socket
 
 import pytest
@@ -27,31 +29,67 @@ from mnas.executors import device_resource, get_executor  # noqa: E402
 from mnas.executors.farm import Farm, FarmDevice, Job  # noqa: E402
 
 FAST = ProfileOptions(threads=1, warmup_runs=1, runs=5, max_rounds=1, target_rel_ci=0.5)
+# The farm sees a killed node's actors fail at once, whatever this says; Ray's own health check then takes
+# about 12 s more (defaults) to mark the node dead, which the node-loss test waits for. Checked every second
+# here: a killed raylet refuses at once, so 3 misses (about 3 s) find it, while a live but busy one would have
+# to stall 3 checks of 5 s in a row to be taken for dead.
+HEALTH_CHECK = {"health_check_initial_delay_ms": 1000, "health_check_period_ms": 1000,
+                "health_check_timeout_ms": 5000, "health_check_failure_threshold": 3}
+
+
+def _phone(key, binary, profile: PhoneProfile | None = None) -> EmulatedPhone:
+    """An emulated phone on a loopback port, trusting `key`, with a stand-in `benchmark_model` set up."""
+    phone = EmulatedPhone(port=0, **({"profile": profile} if profile else {})).start()
+    with AndroidDevice(phone.serial, key_path=key, backoff_s=0.01) as device:
+        device.setup(binary)
+    return phone
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """Five emulated phones (A, B, C, the killable K: one model; O: another model) and a local Ray cluster
-    whose node declares each phone's `device:<id>` resource, as `ray start --resources` would."""
+    whose head node declares each phone's `device:<id>` resource, as `ray start --resources` would."""
+    from ray.cluster_utils import Cluster
+
     root = tmp_path_factory.mktemp("farm")
     key = ensure_key(root / "adbkey")
     binary = root / "benchmark_model"
     binary.write_bytes(b"\x7fELF stand-in build for the emulated phone\n" * 4)
-    phones = {name: EmulatedPhone(port=0).start() for name in "ABCK"}
-    phones["O"] = EmulatedPhone(port=0, profile=PhoneProfile(model="other-phone")).start()
-    for phone in phones.values():
-        with AndroidDevice(phone.serial, key_path=key, backoff_s=0.01) as device:
-            device.setup(binary)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             resources={device_resource(p.serial): 1 for p in phones.values()})
+    phones = {name: _phone(key, binary) for name in "ABCK"}
+    phones["O"] = _phone(key, binary, PhoneProfile(model="other-phone"))
     options = {"key_path": str(key), "backoff_s": 0.05, "retries": 2, "timeout_s": 10.0, "auth_timeout_s": 5.0}
     model = root / "tiny.tflite"
     model.write_bytes(tiny_cnn_tflite(resolution=16, channels=4, classes=4))
+    cluster = None
     try:
+        cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": 2, "include_dashboard": False, "_system_config": HEALTH_CHECK,
+            "resources": {device_resource(p.serial): 1 for p in phones.values()}})
+        ray.init(address=cluster.address, log_to_driver=False)
         yield {"phones": phones, "ids": {n: p.serial for n, p in phones.items()}, "options": options,
-               "executor": get_executor("ray"), "model": model, "root": root}
+               "executor": get_executor("ray"), "model": model, "root": root, "cluster": cluster,
+               "key": key, "binary": binary}
     finally:
         ray.shutdown()
+        if cluster is not None:
+            cluster.shutdown()
+        for phone in phones.values():
+            phone.close()
+
+
+@pytest.fixture
+def second_node(lab):
+    """A second Ray node on this machine, joined to the head with two phones of its own (N1, N2), as
+    `ray start --address HEAD --resources '{"device:N1": 1, "device:N2": 1}'` on a second host would."""
+    phones = {name: _phone(lab["key"], lab["binary"]) for name in ("N1", "N2")}
+    cluster = lab["cluster"]
+    node = cluster.add_node(num_cpus=0, resources={device_resource(p.serial): 1 for p in phones.values()})
+    cluster.wait_for_nodes()
+    try:
+        yield {"cluster": cluster, "node": node, "ids": {n: p.serial for n, p in phones.items()}}
+    finally:
+        if node in cluster.worker_nodes:
+            cluster.remove_node(node, allow_graceful=False)
         for phone in phones.values():
             phone.close()
 
@@ -99,6 +137,67 @@ def test_table_build_completes_when_a_phone_dies_mid_build(lab):
     assert len(by_k) <= 3  # at most the two rows before the kill and one job K finished just before it stopped
     assert {e.extra["device_id"] for e in rows.values()} <= {ids["A"], ids["B"], ids["K"]}
     assert again.measured == 0 and again.skipped == len(ops)
+
+
+def _alive(node_id: str) -> bool:
+    return any(n["NodeID"] == node_id and n["Alive"] for n in ray.nodes())
+
+
+def _eventually(condition, timeout_s: float) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def test_table_build_completes_when_a_ray_node_is_killed_mid_build(lab, second_node):
+    """A farm over two Ray nodes (head: phone A; node 2: phones N1 and N2) builds a table of 30 real ops of the
+    mobilenetv3 space; every process of node 2 is SIGKILLed while both its phones have a job out."""
+    from collections import Counter
+
+    from latency.store import TableStore
+    from latency.table_builder import ops_of_space
+    from mnas import spaces
+    from mnas.executors.table import build_table_on_farm
+
+    head, n1, n2 = lab["ids"]["A"], second_node["ids"]["N1"], second_node["ids"]["N2"]
+    ops = dict(list(ops_of_space(spaces.get("mobilenetv3"), 32).items())[:30])
+    stored: list[tuple[str, str]] = []  # (op key, device id) of every committed row, in order
+    killed_at: list[int] = []
+
+    def kill_node_two(op_key, device_id, profile):
+        stored.append((op_key, device_id))
+        if not killed_at and device_id == head and {n1, n2} <= {d for _, d in stored}:
+            # The row just stored is A's, so N1 and N2 each have a job out on node 2 right now. A host that
+            # loses power loses its phones' actors with its raylet; with the raylet alone killed they may go
+            # on answering until they notice (8 more jobs in one run here, none in another).
+            for pid in actor_pids:
+                os.kill(pid, signal.SIGKILL)
+            second_node["cluster"].remove_node(second_node["node"], allow_graceful=False)
+            killed_at.append(len(stored))
+
+    with Farm([head, n1, n2], lab["executor"], lab["options"]) as farm, \
+            TableStore.open(lab["root"] / "two-nodes.db", create=True) as store:
+        where = {d: lab["executor"].result(lab["executor"].call(farm.workers[d], "where")) for d in (head, n1, n2)}
+        actor_pids = [where[n1]["pid"], where[n2]["pid"]]
+        assert len({w["pid"] for w in where.values()} | {os.getpid()}) == 4  # each phone's actor: its own process
+        report = build_table_on_farm(farm, store, ops, op_options=FAST, progress=False, on_op=kill_node_two)
+        rows = store.entries(report.fingerprint_key)
+        (counted,) = store.counts().values()
+    assert killed_at, "node 2 was never killed"
+    assert _eventually(lambda: not _alive(second_node["node"].node_id), 30)  # Ray's health check saw node 2 go
+    assert set(report.lost) == {n1, n2} and report.requeued == 2  # each lost phone's job out went back once
+    assert all(why.startswith("device worker died") for why in report.lost.values())
+    assert Counter(k for k, _ in stored) == Counter(set(ops) | {"overhead"})  # each op committed exactly once
+    assert counted == len(rows) == len(ops) + 1 == report.measured  # and one row each in the table file
+    assert {k: e.extra["device_id"] for k, e in rows.items()} == dict(stored)
+    after = [d for _, d in stored[killed_at[0]:]]
+    assert sum(d != head for d in after) <= 2  # node 2 answered nothing after the kill but what it had finished
+    assert report.by_device == Counter(d for _, d in stored) and min(report.by_device.values()) >= 1
 
 
 def test_a_bad_job_is_reported_and_the_phone_stays_in_rotation(lab):

@@ -16,6 +16,7 @@ every job is done exactly once, whatever phones are lost, while one phone of the
 
 from __future__ import annotations
 
+import os
 import socket
 import tempfile
 import time
@@ -68,11 +69,10 @@ class DeviceWorker:
 
         self.device_id = device_id
         self.device = open_device(device_id, **(device_options or {}))
-        self._tmp = Path(tempfile.mkdtemp(prefix="mnas-farm-"))
-        self._jobs = 0
 
     def where(self) -> dict:
-        return {"id": self.device_id, "host": socket.gethostname()}
+        """Where this worker runs: its host and process (a Ray actor's own process on the phone's node)."""
+        return {"id": self.device_id, "host": socket.gethostname(), "pid": os.getpid()}
 
     def fingerprint(self) -> Fingerprint | str:
         """The fingerprint, or the one-line reason the device cannot be reached."""
@@ -83,9 +83,12 @@ class DeviceWorker:
 
     def profile(self, key: str, model: bytes, options: ProfileOptions) -> Outcome:
         start = time.perf_counter()
-        self._jobs += 1
-        path = self._tmp / f"job{self._jobs}.tflite"
-        path.write_bytes(model)
+        # A file per job, gone after it: Ray ends a farm's actors with ray.kill, so a directory kept for the
+        # worker's life would outlive every farm (one per phone per farm, never removed).
+        fd, name = tempfile.mkstemp(prefix="mnas-farm-", suffix=".tflite")
+        path = Path(name)
+        with os.fdopen(fd, "wb") as file:
+            file.write(model)
         try:
             profile = self.device.profile(path, options)
         except Exception as err:  # noqa: BLE001 - classified below; the worker must survive to say which
@@ -109,10 +112,7 @@ class DeviceWorker:
             return False
 
     def close(self) -> None:
-        import shutil
-
         self.device.close()
-        shutil.rmtree(self._tmp, ignore_errors=True)
 
 
 class Farm:
