@@ -366,7 +366,8 @@ def plot(out: Path, args, summary: dict, rows: list[dict], children: list[dict])
             got = {r["child"]: r["accuracy"] for r in rows if r["proxy"] == name and r["seed"] == args.proxy_seed}
             pts = [(got[c], a) for c, a in ref.items() if c in got]
             ax.set_xlabel(f"{name} accuracy ({s['epochs']} ep, {s['resolution']} px, lr {s['lr']:g})")
-            title = f"{name}: tau {s['tau']:.2f} [{s['tau_ci95'][0]:.2f}, {s['tau_ci95'][1]:.2f}], {s['seconds_mean']:.0f} s"
+            title = (f"{name}: tau {s['tau']:.2f} [{s['tau_ci95'][0]:.2f}, {s['tau_ci95'][1]:.2f}], "
+                     f"{s['seconds_mean']:.0f} s")
         xs, ys = zip(*pts)
         ax.scatter(xs, ys, s=18)
         ax.set_title(title, fontsize=9)
@@ -396,7 +397,8 @@ def print_table(summary: dict) -> None:
                   f"{sn['std_across_children_of_seed_means']:.3f} (seed share of variance "
                   f"{sn['seed_share_of_variance']:.2f}); tau between seeds {sn['tau_between_seeds_mean']:.2f}")
     for name, v in (summary["seed_noise"].get("proxies_on_noise_children") or {}).items():
-        print(f"{name} on the {v['vs_reference_seed_mean']['n']} noise children: tau {v['vs_reference_one_seed']['tau']:.2f}"
+        print(f"{name} on the {v['vs_reference_seed_mean']['n']} noise children: "
+              f"tau {v['vs_reference_one_seed']['tau']:.2f}"
               f" against the one-seed reference, {v['vs_reference_seed_mean']['tau']:.2f} against its seed mean")
 
 
@@ -434,7 +436,8 @@ def main() -> int:
     meta_path = out / "children.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        if (meta["seed"], meta["macs_range_vs_a1"], len(meta["children"])) != (args.sample_seed, [lo, hi], args.children):
+        stored = (meta["seed"], meta["macs_range_vs_a1"], len(meta["children"]))
+        if stored != (args.sample_seed, [lo, hi], args.children):
             raise SystemExit(f"{meta_path} holds other children (seed {meta['seed']}, range {meta['macs_range_vs_a1']},"
                              f" N {len(meta['children'])}); use another --out")
     else:

@@ -116,11 +116,9 @@ def main() -> int:
         children.setdefault(sample, {"accuracy_by_seed": {}}).update(entry)
 
     from mnas import spaces
-    from mnas.costs import count_macs
     from mnas.data import load_proxy_data
     from mnas.reward import Reward
     from mnas.supernet.rank import standalone_evaluator
-    from mnas.zoo import get as zoo_get
 
     space = spaces.get(ra["space"])
     data = load_proxy_data().subset(train=ra["train"], val=ra["val"])

@@ -232,7 +232,8 @@ def main() -> int:
         for c in scurve:  # replay them into the controller, so a longer search continues where that one stopped
             sample = ctrl.ask(1)[0]
             if space.encode_sample(sample) != c["sample"]:
-                raise SystemExit(f"--standalone-from: the controller asks for other children than {args.standalone_from}")
+                raise SystemExit("--standalone-from: the controller asks for other children than "
+                                 f"{args.standalone_from}")
             ctrl.tell([sample], [c["reward"]])
         t0 -= scurve[-1]["wall_s"] if scurve else 0.0  # new children's wall times continue that run's clock
     for i in range(len(scurve), args.standalone_children):

@@ -37,7 +37,8 @@ def open_device(device_id: str, **android_options) -> Device:
 
         return HostDevice(clock=HOST_IDS[device_id])
     if not device_id or not _SERIAL.match(device_id):
-        raise UserError(f"unknown device {device_id!r}: use `host`, `host-cpu`, HOST:PORT (ADB over TCP) or a USB serial "
+        raise UserError(f"unknown device {device_id!r}: use `host`, `host-cpu`, HOST:PORT (ADB over TCP) or a USB "
+                        "serial "
                         "(see `mnas devices`)")
     if ":" in device_id and not is_tcp_address(device_id):
         raise UserError(f"unknown device {device_id!r}: HOST:PORT needs a port between 1 and 65535")

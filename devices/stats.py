@@ -143,11 +143,11 @@ def median_ci(times: Sequence[float], confidence: float = 0.95) -> tuple[float, 
     log_pmf = (np.array([math.lgamma(n + 1)]) - np.array([math.lgamma(k + 1) + math.lgamma(n - k + 1) for k in i])
                - n * math.log(2.0))
     cdf = np.cumsum(np.exp(log_pmf))
-    # Coverage of (x_(l), x_(n+1-l)) (1-based) is P(l <= B <= n - l) = cdf[n - l] - cdf[l - 1].
+    # Coverage of (x_(j), x_(n+1-j)) (1-based) is P(j <= B <= n - j) = cdf[n - j] - cdf[j - 1].
     best = 1
-    for l in range(1, n // 2 + 1):
-        if cdf[n - l] - cdf[l - 1] >= confidence:
-            best = l
+    for j in range(1, n // 2 + 1):
+        if cdf[n - j] - cdf[j - 1] >= confidence:
+            best = j
         else:
             break
     return float(x[best - 1]), float(x[n - best])

@@ -26,6 +26,8 @@ so an OFA layer gets exactly OFA's key:
     sech:N             SE squeeze width when it is not OFA's make_divisible(expanded // 4, 8)
     sestyle:efficientnet   EfficientNet's SE (swish, sigmoid gate) instead of MobileNetV3's (ReLU, hard sigmoid)
     groups:A.P         MixNet grouped expand (A) / project (P) 1x1 convs, when either is > 1
+    shuffle:1          a channel shuffle after the grouped expand conv (FBNet's `_g2` ops)
+    expandconv:1       an expand 1x1 conv kept at expansion 1 (FBNet's `e1` ops; `expand` then equals the input)
 
 Spatial sizes use OFA's rule out = (in - 1) // stride + 1 (`Layer.out_size`). Pure Python, no TF.
 """
@@ -93,7 +95,33 @@ def _block_fields(layer: Layer) -> list[str]:
             fields.append(f"sestyle:{layer.se_style}")
     if layer.expand_groups > 1 or layer.project_groups > 1:
         fields.append(f"groups:{layer.expand_groups}.{layer.project_groups}")
+    if layer.shuffle:
+        fields.append("shuffle:1")
+    if layer.kind == "ir" and layer.keep_expand and layer.expanded == layer.in_channels:
+        fields.append("expandconv:1")
     return fields
+
+
+def op_type(layer: Layer) -> str:
+    """The op's type without its sizes (`expanded_conv-kernel:3-ratio:6-se:0-hs:0`, `Conv_1`): what the layers a
+    few-shot fit scales together share (`latency.fewshot`). Widths, stride and the residual are left out; the
+    expansion is kept as a ratio of the input width."""
+    head = TYPE_OF_KIND[layer.kind]
+    if layer.kind not in BLOCK_KINDS:
+        return head
+    sized = ("expand:", "stride:", "idskip:", "sech:")
+    fields = [f for f in _block_fields(layer) if not f.startswith(sized)]
+    if layer.kind == "ir":
+        fields.insert(1, f"ratio:{round(layer.expanded / layer.in_channels, 2):g}")
+    return "-".join([head] + fields)
+
+
+def op_factors(layer: Layer) -> tuple[str, ...]:
+    """The op type's parts, each a factor a few-shot fit can scale on its own (`expanded_conv`,
+    `expanded_conv/kernel:5`, `expanded_conv/ratio:6`, ...): a few shared factors generalise from a handful of
+    measured networks where one scale per whole op type would not."""
+    head, *fields = op_type(layer).split("-")
+    return (head,) + tuple(f"{head}/{f}" for f in fields)
 
 
 def op_keys(spec: ModelSpec) -> list[str]:

@@ -26,7 +26,12 @@ A layer whose key the table lacks is refused with an error naming the first such
 Batch prediction: `predict_ms(specs)` caches per-layer terms; `predict_samples(space, samples)` compiles
 the space once into per-block lookup arrays, indexed by the choices each block depends on (found by
 probing the space, then checked against the plain per-spec path), so a batch of samples becomes a few
-numpy gathers and sums.
+numpy gathers and sums. A space that declares itself a sum over its choices (`layers_by_choice`, the fbnet
+space) compiles without probing, one slot per choice, checked the same way.
+
+A few-shot fit for a device measured on a handful of whole networks (`latency.fewshot`) is a calibration of
+kind `adapted`: `size_slope` plus `factor_slope`, an extra slope per op factor (`latency.opkeys.op_factors`)
+that every layer with that factor gets.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from latency.opkeys import op_key, overhead_key
+from latency.opkeys import op_factors, op_key, overhead_key
 from latency.store import TableStore
 from mnas.costs import layer_cost
 from mnas.errors import UserError
@@ -65,12 +70,16 @@ class Calibration:
     slope: float = 1.0
     intercept_ms: float = 0.0
     n: int = 0
-    kind: str = "identity"  # identity | linear | offset | ratio | features
+    kind: str = "identity"  # identity | linear | offset | ratio | features | adapted
     size_slope: tuple[tuple[int, float], ...] = ()  # (layer input size, extra slope) pairs
     ms_per_weight_mb: float = 0.0
+    factor_slope: tuple[tuple[str, float], ...] = ()  # (op factor, extra slope): a few-shot fit (latency.fewshot)
 
     def layer_term(self, t_ms: float, layer: Layer) -> float:
         slope = self.slope + dict(self.size_slope).get(layer.in_size, 0.0)
+        if self.factor_slope:
+            factors = dict(self.factor_slope)
+            slope += sum(factors.get(f, 0.0) for f in op_factors(layer))
         return slope * t_ms + (self.ms_per_weight_mb * weight_mb(layer) if self.ms_per_weight_mb else 0.0)
 
     def constant_ms(self, overhead_ms: float) -> float:
@@ -82,12 +91,18 @@ class Calibration:
             # Sizes every network has once (stem, classifier) fold into the intercept: their extra is ~0.
             sizes = ", ".join(f"{size}px {extra:+.3f}" for size, extra in self.size_slope if abs(extra) >= 5e-4)
             line += f"; extra slope by input size: {sizes}; {self.ms_per_weight_mb:.4f} ms per MB of weights"
+        if self.kind == "adapted":
+            sizes = ", ".join(f"{size}px {extra:+.3f}" for size, extra in self.size_slope if abs(extra) >= 5e-4)
+            factors = ", ".join(f"{name} {extra:+.3f}" for name, extra in self.factor_slope if abs(extra) >= 5e-4)
+            line += f"; extra slope by input size: {sizes or 'none'}; by op factor: {factors or 'none'}"
         return line
 
     def to_dict(self) -> dict:
         out = {"slope": self.slope, "intercept_ms": self.intercept_ms, "n": self.n, "kind": self.kind}
-        if self.kind == "features":
+        if self.kind in ("features", "adapted"):
             out.update(size_slope={str(k): v for k, v in self.size_slope}, ms_per_weight_mb=self.ms_per_weight_mb)
+        if self.factor_slope:
+            out["factor_slope"] = dict(self.factor_slope)
         return out
 
     @classmethod
@@ -95,8 +110,10 @@ class Calibration:
         if not data:
             return cls()
         size_slope = tuple(sorted((int(k), float(v)) for k, v in (data.get("size_slope") or {}).items()))
+        factor_slope = tuple(sorted((str(k), float(v)) for k, v in (data.get("factor_slope") or {}).items()))
         return cls(float(data["slope"]), float(data["intercept_ms"]), int(data.get("n", 0)),
-                   str(data.get("kind", "linear")), size_slope, float(data.get("ms_per_weight_mb", 0.0)))
+                   str(data.get("kind", "linear")), size_slope, float(data.get("ms_per_weight_mb", 0.0)),
+                   factor_slope)
 
 
 def weight_mb(layer: Layer) -> float:
@@ -420,6 +437,10 @@ class _CompiledSpace:
               checks: int = 256, seed: int = 0) -> "_CompiledSpace":
         sizes, spec_of, grouper = space_api(space, resolution)
         rng = np.random.default_rng(seed)
+        if callable(getattr(space, "layers_by_choice", None)):
+            compiled = cls._from_choices(predictor, space, resolution, spec_of, grouper, sizes, rng)
+            if compiled is not None:
+                return compiled
         bases = [np.array([rng.integers(n) for n in sizes]) for _ in range(probes)]
 
         def keys_by_slot(sample: np.ndarray) -> dict:
@@ -475,6 +496,27 @@ class _CompiledSpace:
                   file=sys.stderr)
             compiled.fast = False
         return compiled
+
+    @classmethod
+    def _from_choices(cls, predictor: Predictor, space: SpaceLike, resolution: int | None, spec_of, grouper,
+                      sizes: list[int], rng: np.random.Generator, checks: int = 32) -> "_CompiledSpace | None":
+        """A space that says it is a sum over its choices (`layers_by_choice`: the fixed layers, and the layers
+        each option of each choice adds, whatever the other choices are) compiles without probing: one slot per
+        choice. The claim is checked against the per-spec path on `checks` random samples."""
+        fixed, per_choice = space.layers_by_choice(resolution)  # type: ignore[attr-defined]
+        slots = [_Slot(("fixed",), np.zeros(0, dtype=int), (), np.array([_slot_sum(predictor, list(fixed))]),
+                       np.ones(1, dtype=bool))]
+        for j, options in enumerate(per_choice):
+            table = np.array([_slot_sum(predictor, list(layers)) for layers in options])
+            slots.append(_Slot(("choice", j), np.array([j]), (len(options),), table, np.ones(len(options), bool)))
+        compiled = cls(predictor, space, spec_of, grouper, sizes, slots, fast=True)
+        check = np.array([[rng.integers(n) for n in sizes] for _ in range(checks)])
+        slow = np.array([_predict_or_nan(predictor, spec_of(s)) for s in check])
+        if np.allclose(compiled._sum(check), slow, rtol=1e-9, atol=1e-9, equal_nan=True):
+            return compiled
+        print("warning: the space's per-choice layers do not add up to its networks; probing it instead",
+              file=sys.stderr)
+        return None
 
     def _fill(self, samples: np.ndarray, indices: list[np.ndarray]) -> None:
         need = np.zeros(samples.shape[0], dtype=bool)

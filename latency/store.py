@@ -6,6 +6,8 @@ Schema (format version in `meta`):
                                                       description) the numbers were measured on
     entries(fingerprint_key, op_key, count, mean_ms, median_ms, std_ms, extra json,
             PRIMARY KEY(fingerprint_key, op_key))
+    measurements(fingerprint_key, sample, latency_ms)  whole networks measured on the device (imported CSVs);
+                                                      created on first use
 
 Rows are written one at a time and committed at once, so a killed build loses at most the op being
 measured, and a resumed build skips every op already stored (`has`, `op_keys`).
@@ -37,6 +39,16 @@ CREATE TABLE IF NOT EXISTS entries (
     extra TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (fingerprint_key, op_key)
 );
+"""
+
+# Created on first use, so files written before it existed stay readable (and unchanged) by this version.
+_MEASUREMENTS = """
+CREATE TABLE IF NOT EXISTS measurements (
+    fingerprint_key TEXT NOT NULL,
+    sample TEXT NOT NULL,
+    latency_ms REAL NOT NULL,
+    PRIMARY KEY (fingerprint_key, sample)
+)
 """
 
 
@@ -173,6 +185,31 @@ class TableStore:
 
     def counts(self) -> dict[str, int]:
         return dict(self._conn.execute("SELECT fingerprint_key, COUNT(*) FROM entries GROUP BY fingerprint_key"))
+
+    # -- whole-network measurements (imported per-network data: `latency.fewshot`) ----------------------
+    def put_measurements(self, fingerprint_key: str, rows: list[tuple[str, float]]) -> None:
+        """(encoded sample, latency in ms) of whole networks measured on the device, kept with its table; they
+        replace the ones stored before for the device."""
+        with self._conn:
+            self._conn.execute(_MEASUREMENTS)
+            self._conn.execute("DELETE FROM measurements WHERE fingerprint_key = ?", (fingerprint_key,))
+            self._conn.executemany("INSERT OR REPLACE INTO measurements VALUES (?, ?, ?)",
+                                   [(fingerprint_key, sample, float(ms)) for sample, ms in rows])
+
+    def measurements(self, fingerprint_key: str) -> list[tuple[str, float]]:
+        if not self._has_measurements():
+            return []
+        return [(s, ms) for s, ms in self._conn.execute(
+            "SELECT sample, latency_ms FROM measurements WHERE fingerprint_key = ? ORDER BY rowid", (fingerprint_key,))]
+
+    def measurement_counts(self) -> dict[str, int]:
+        if not self._has_measurements():
+            return {}
+        return dict(self._conn.execute("SELECT fingerprint_key, COUNT(*) FROM measurements GROUP BY fingerprint_key"))
+
+    def _has_measurements(self) -> bool:
+        return self._conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'measurements'"
+                                  ).fetchone() is not None
 
     # -- export ---------------------------------------------------------------------------------
     def to_frame(self):  # -> pandas.DataFrame (imported here: pandas is slow to import)

@@ -231,7 +231,8 @@ def fit_stored_calibration(store: TableStore, fingerprint_key: str, specs: Seque
     calibration = fit_feature_calibration(points)
     # The measured models are kept with the fit, so that a later `table validate` can re-measure some of
     # them and tell a change of the device's speed apart from prediction error (`latency.validate`).
-    stored = [{"arch": spec_to_dict(s), "raw_ms": p.raw_ms, "measured_ms": p.measured_ms} for s, p in zip(specs, points)]
+    stored = [{"arch": spec_to_dict(s), "raw_ms": p.raw_ms, "measured_ms": p.measured_ms}
+              for s, p in zip(specs, points)]
     store.set_calibration(fingerprint_key, calibration.to_dict() | {"points": stored})
     return calibration, [(s.name, p.raw_ms, p.measured_ms) for s, p in zip(specs, points)]
 

@@ -6,6 +6,8 @@ converter on `mnas.builder.build_keras(spec)`, batch fixed to 1) emits, with ran
 milliseconds instead of the converter's seconds: `tests/test_tflite_writer.py` checks the ops one by one
 against the converter, `benchmarks/fast_export.py` measures speed and latency (docs/fast_export.md).
 
+It walks the same op recipe (`mnas.ops`) as the builder and lowers each primitive as the converter does, so a
+new layer kind needs no change here unless it brings a new primitive or a new fusion.
 What the converter does to the builder's Keras graph, and so what is written here:
 - conv (no bias) + BN folds into one CONV_2D / DEPTHWISE_CONV_2D with a bias; ReLU / ReLU6 fuse into it,
   h-swish becomes a HARD_SWISH op, swish becomes LOGISTIC + MUL;
@@ -33,7 +35,8 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
 
 from mnas.errors import UserError
-from mnas.spec import Layer, ModelSpec, split_channels
+from mnas.ops import INPUT, Op, recipe
+from mnas.spec import Layer, ModelSpec
 
 BN_EPSILON = 1e-3  # the builder's; a fresh BN scales by 1 / sqrt(1 + eps)
 FILE_IDENTIFIER = b"TFL3"
@@ -197,6 +200,15 @@ def _reshape(g: _Graph, x: int, shape: tuple[int, ...], name: str) -> int:
     return g.op(_OP.RESHAPE, [x, new_shape], [shape], name)[0]
 
 
+def _channel_shuffle(g: _Graph, x: int, groups: int, name: str) -> int:
+    """[1, H, W, g * c] -> [1, H, W, g, c] -> transpose the last two -> [1, H, W, c * g]."""
+    n, h, w, c = g.shape_of(x)
+    y = _reshape(g, x, (n, h, w, groups, c // groups), f"{name}/groups")
+    perm = g.const(np.asarray([0, 1, 2, 4, 3], np.int32), f"{name}/perm")
+    y = g.op(_OP.TRANSPOSE, [y, perm], [(n, h, w, c // groups, groups)], f"{name}/transpose")[0]
+    return _reshape(g, y, (n, h, w, c), name)
+
+
 def _concat(g: _Graph, parts: list[int], name: str) -> int:
     n, h, w, _ = g.shape_of(parts[0])
     options = tfl.ConcatenationOptionsT()
@@ -237,112 +249,108 @@ def _fully_connected(g: _Graph, x: int, units: int, name: str) -> int:
                 _OPT.FullyConnectedOptions, options)[0]
 
 
-# -- layers, in the builder's order ---------------------------------------------------------------
-def _grouped_1x1(g: _Graph, x: int, cout: int, groups: int, act: str | None, name: str) -> int:
-    if groups == 1:
-        return _conv(g, x, cout, 1, 1, act, name)
-    cin = g.shape_of(x)[-1]
-    parts = _split(g, x, split_channels(cin, groups), f"{name}_split")
-    widths = split_channels(cout, groups)
-    outs = _branches(g, [f"{name}_g{i}" for i in range(groups)],
-                     lambda i, label: _conv(g, parts[i], widths[i], 1, 1, None, label))
-    return _batchnorm_mul(g, _concat(g, outs, f"{name}_concat"), act, name)
+# -- the op recipe (mnas.ops), as the converter lowers it ------------------------------------------
+_GATES = ("sigmoid", "hsigmoid")  # SE gates: ops of their own after a conv, never fused into it
 
 
-def _branches(g: _Graph, labels: list[str], emit) -> list[int]:
-    """Emit parallel branches in the converter's order: by layer name (so `k11` runs before `k3`).
-
-    TF's graph import sorts independent nodes by name; the outputs keep their channel order.
-    """
-    outs: list[int] = [0] * len(labels)
-    for i in sorted(range(len(labels)), key=lambda i: labels[i]):
-        outs[i] = emit(i, labels[i])
-    return outs
-
-
-def _mixed_depthwise(g: _Graph, x: int, kernels: tuple[int, ...], stride: int, act: str | None,
-                     name: str) -> int:
-    if len(kernels) == 1:
-        return _depthwise(g, x, kernels[0], stride, act, name)
-    parts = _split(g, x, split_channels(g.shape_of(x)[-1], len(kernels)), f"{name}_split")
-    outs = _branches(g, [f"{name}_k{k}" for k in kernels],
-                     lambda i, label: _depthwise(g, parts[i], kernels[i], stride, None, label))
-    return _batchnorm_mul(g, _concat(g, outs, f"{name}_concat"), act, name)
+def _emit_layer(g: _Graph, env: dict[str, int], ops: list[Op]) -> None:
+    """Emit one layer's recipe; `env` maps recipe tensor names to graph tensors."""
+    layer_input = ops[0].inputs[0]
+    for op in ops:
+        if op.kind == "add" and op.size == 1 and op.inputs[1] == layer_input:
+            # On a 1x1 map the converter adds the shortcut as a [C] vector; for an identity shortcut the
+            # RESHAPE runs before the block (it carries the `add` name, which sorts before the block's ops).
+            env[f"{op.name}/shortcut"] = _reshape(g, env[layer_input], (op.cout,), f"{op.name}/shortcut")
+    i = 0
+    while i < len(ops):
+        i = _emit(g, env, ops, i)
 
 
-def _squeeze_excite(g: _Graph, x: int, layer: Layer, name: str) -> int:
-    channels = g.shape_of(x)[-1]
-    s = _mean(g, x, True, f"{name}_pool")
-    if layer.se_style == "mobilenetv3":
-        s = _conv(g, s, layer.se_channels, 1, 1, "relu", f"{name}_reduce")
-        # relu6(conv(s) + 3) / 6: the +3 folds into the conv bias, ReLU6 fuses, the 1/6 stays a MUL.
-        s = _conv(g, s, channels, 1, 1, "relu6", f"{name}_expand", bias_value=3.0)
-        sixth = g.const(np.asarray(1.0 / 6.0, np.float32), f"{name}_gate/sixth")
-        s = _mul(g, s, sixth, None, f"{name}_gate")
-    else:
-        s = _conv(g, s, layer.se_channels, 1, 1, layer.activation, f"{name}_reduce")
-        s = _conv(g, s, channels, 1, 1, None, f"{name}_expand")
-        s = g.op(_OP.LOGISTIC, [s], [g.shape_of(s)], f"{name}_gate")[0]
-    return _mul(g, x, s, None, f"{name}_scale")
+def _emit(g: _Graph, env: dict[str, int], ops: list[Op], i: int) -> int:
+    """Emit the op at `i` (with the BN and activation the converter fuses into it); returns the next index."""
+    op = ops[i]
+    kind = op.kind
+    x = env[op.inputs[0]]
+    if kind in ("conv", "dwconv", "bn"):
+        end, act = _fused_tail(ops, i)
+        env[ops[end - 1].name] = _conv_or_bn(g, x, op, act)
+        return end
+    if kind == "split":
+        parts = _split(g, x, list(op.sizes), op.name)
+        env.update((f"{op.name}:{n}", part) for n, part in enumerate(parts))
+        end = next(j for j in range(i + 1, len(ops)) if ops[j].kind == "concat")
+        # Parallel branches (one op each) run in the converter's order: by layer name, so `k11` before `k3`
+        # (TF's graph import sorts independent nodes by name); the concat keeps the channel order.
+        for branch in sorted(ops[i + 1:end], key=lambda b: b.name):
+            env[branch.name] = _conv_or_bn(g, env[branch.inputs[0]], branch, None)
+        return end
+    if kind == "concat":
+        y = _concat(g, [env[name] for name in op.inputs], op.name)
+    elif kind == "gap":
+        y = _mean(g, x, op.keepdims, op.name)
+    elif kind == "mul":
+        y = _mul(g, x, env[op.inputs[1]], None, op.name)
+    elif kind == "add":
+        shortcut = env.get(f"{op.name}/shortcut")
+        if shortcut is None:
+            shortcut = env[op.inputs[1]]
+            if op.size == 1:
+                shortcut = _reshape(g, shortcut, (op.cout,), f"{op.name}/shortcut")
+        y = _add(g, x, shortcut, op.name)
+    elif kind == "avgpool":
+        y = _avg_pool(g, x, op.stride, op.name)
+    elif kind in ("flatten", "dropout"):
+        y = x  # the converter folds Flatten into the FULLY_CONNECTED (fixed batch) and drops Dropout
+    elif kind == "dense":
+        y = _fully_connected(g, x, op.cout, op.name)
+    elif kind == "shuffle":
+        y = _channel_shuffle(g, x, len(op.sizes), op.name)
+    else:  # an activation the converter could not fuse into a conv or BN, or a new primitive
+        raise UserError(f"the TFLite writer cannot lower op {op.name!r} ({kind})")
+    env[op.name] = y
+    return i + 1
 
 
-def _block(g: _Graph, x: int, layer: Layer) -> int:
-    p = f"b{layer.block_index}_{layer.repeat_index}"
-    inputs = x
-    if layer.skip == "id" and layer.out_size == 1:
-        # On a 1x1 map the converter adds the shortcut as a [C] vector; for an identity shortcut the
-        # RESHAPE runs before the block (it carries the `add` name, which sorts before the block's ops).
-        inputs = _reshape(g, x, (layer.in_channels,), f"{p}_add/shortcut")
-    if layer.kind == "cn":
-        x = _conv(g, x, layer.out_channels, layer.kernel_size, layer.stride, layer.activation, f"{p}_conv")
-        if layer.se_channels:
-            x = _squeeze_excite(g, x, layer, f"{p}_se")
-    else:
-        mid = layer.expanded if layer.kind == "ir" else layer.in_channels
-        if layer.has_expand:
-            x = _grouped_1x1(g, x, mid, layer.expand_groups, layer.activation, f"{p}_expand")
-        x = _mixed_depthwise(g, x, layer.kernel_sizes, layer.stride, layer.activation, f"{p}_dw")
-        if layer.se_channels:
-            x = _squeeze_excite(g, x, layer, f"{p}_se")
-        x = _grouped_1x1(g, x, layer.out_channels, layer.project_groups, None, f"{p}_project")
-    if layer.skip == "id":
-        x = _add(g, x, inputs, f"{p}_add")
-    elif layer.skip == "pool":
-        shortcut = inputs
-        if layer.stride > 1:
-            shortcut = _avg_pool(g, shortcut, layer.stride, f"{p}_skip_pool")
-        if layer.in_channels != layer.out_channels:
-            shortcut = _conv(g, shortcut, layer.out_channels, 1, 1, None, f"{p}_skip_conv")
-        if layer.out_size == 1:
-            shortcut = _reshape(g, shortcut, (layer.out_channels,), f"{p}_add/shortcut")
-        x = _add(g, x, shortcut, f"{p}_add")
-    return x
+def _fused_tail(ops: list[Op], i: int) -> tuple[int, Op | None]:
+    """(index after the fused group, its activation op): a conv's own BN folds into it, and an activation
+    right after (conv or BN) fuses or follows it."""
+    end = i + 1
+    if ops[i].kind != "bn" and end < len(ops) and ops[end].kind == "bn" and ops[end].inputs == (ops[i].name,):
+        end += 1
+    if end < len(ops) and ops[end].kind == "act" and ops[end].inputs == (ops[end - 1].name,):
+        return end + 1, ops[end]
+    return end, None
 
 
-def _layer(g: _Graph, x: int, layer: Layer, keepdims: bool) -> int:
-    kind = layer.kind
-    if kind == "stem":
-        return _conv(g, x, layer.out_channels, layer.kernel_size, layer.stride, layer.activation, "stem_conv")
-    if kind in ("ir", "ds", "cn"):
-        return _block(g, x, layer)
-    if kind == "head":
-        return _conv(g, x, layer.out_channels, 1, 1, layer.activation, "head_conv")
-    if kind == "pool":
-        return _mean(g, x, keepdims, "pool")
-    if kind == "final":
-        return _conv(g, x, layer.out_channels, 1, 1, layer.activation, "final_conv")
-    if kind == "classifier":
-        return _fully_connected(g, x, layer.out_channels, "classifier")
-    raise UserError(f"the TFLite writer does not know layer kind {layer.kind!r}")
+def _conv_or_bn(g: _Graph, x: int, op: Op, act_op: Op | None) -> int:
+    """CONV_2D / DEPTHWISE_CONV_2D with its BN folded, or a BN after a concat; activation fused or after it."""
+    act = act_op.act if act_op is not None else None
+    # A hard-sigmoid gate relu6(x + 3) / 6: the +3 folds into the conv bias and ReLU6 fuses; see _gate.
+    inner = "relu6" if act == "hsigmoid" else None if act == "sigmoid" else act
+    if op.kind == "conv":
+        y = _conv(g, x, op.cout, op.kernel, op.stride, inner, op.name, 3.0 if act == "hsigmoid" else 0.0)
+    elif op.kind == "dwconv":
+        y = _depthwise(g, x, op.kernel, op.stride, inner, op.name)
+    else:  # a BN the converter cannot fold (after a concat), named after its group (`b2_0_dw`)
+        y = _batchnorm_mul(g, x, inner, op.name.removesuffix("_bn"))
+    if act in _GATES:
+        return _gate(g, y, act_op)
+    return y
 
 
-def _input_shape(layer: Layer) -> tuple[int, ...]:
-    """NHWC for conv layers; the pooled 1x1 map for `final`; features for the classifier."""
-    if layer.kind == "classifier":
-        return (1, layer.in_channels)
-    if layer.kind == "final":
-        return (1, 1, 1, layer.in_channels)
-    return (1, layer.in_size, layer.in_size, layer.in_channels)
+def _gate(g: _Graph, x: int, act_op: Op) -> int:
+    """The SE gate after its conv: LOGISTIC, or the hard sigmoid's remaining MUL by 1/6."""
+    if act_op.act == "sigmoid":
+        return g.op(_OP.LOGISTIC, [x], [g.shape_of(x)], act_op.name)[0]
+    sixth = g.const(np.asarray(1.0 / 6.0, np.float32), f"{act_op.name}/sixth")
+    return _mul(g, x, sixth, None, act_op.name)
+
+
+def _input_shape(op: Op) -> tuple[int, ...]:
+    """The first op's input: [1, C] for the classifier, else NHWC (the pooled [1, 1, 1, C] for `final`)."""
+    if op.kind in ("dense", "dropout"):
+        return (1, op.cin)
+    return (1, op.size, op.size, op.cin)
 
 
 # -- public API -----------------------------------------------------------------------------------
@@ -356,12 +364,12 @@ def write_layers(layers: list[Layer], path: str | Path | None = None, *, seed: i
     """
     if not layers:
         raise UserError("write_layers needs at least one layer")
+    ops = recipe(layers)
     g = _Graph(np.random.default_rng(seed))
-    x = first = g.activation(_input_shape(layers[0]), "image")
-    for i, layer in enumerate(layers):
-        keepdims = i + 1 < len(layers) and layers[i + 1].kind == "final"
-        x = _layer(g, x, layer, keepdims)
-    content = _serialize(g, first, x, name)
+    env = {INPUT: g.activation(_input_shape(ops[0][0]), INPUT)}
+    for layer_ops in ops:
+        _emit_layer(g, env, layer_ops)
+    content = _serialize(g, env[INPUT], env[ops[-1][-1].name], name)
     if path is None:
         return bytes(content)
     path = Path(path)

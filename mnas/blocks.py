@@ -4,7 +4,8 @@ The grammar is the one of the authors' TF code (MnasNet, EfficientNet, MixNet), 
 `r1_k3_s11_e1_i32_o16_se0.25_noskip`, extended where the search spaces need it:
 
     [TYPE_]r<repeats>_k<k>[.<k>...]_[a<g>[.<g>...]_][p<g>[.<g>...]_]s<sh><sw>_e<expand>
-        [_x<expanded channels>]_i<in>_o<out>[_se<ratio>][_noskip|_poolskip][_re|_r6|_sw|_hs]
+        [_x<expanded channels>]_i<in>_o<out>[_se<ratio>][_noskip|_poolskip][_keepexpand][_shuffle]
+        [_re|_r6|_sw|_hs]
 
     TYPE   ir (inverted residual / MBConv; the default, never written), ds (depthwise-separable conv:
            depthwise kxk then pointwise 1x1), cn (regular kxk conv). MnasNet's search-space conv ops.
@@ -15,6 +16,8 @@ The grammar is the one of the authors' TF code (MnasNet, EfficientNet, MixNet), 
     se     squeeze-excite ratio (base and gate are model-level settings: see `mnas.spec.ModelSpec`).
     skip   identity residual when stride 1 and in == out (default), `noskip`, or `poolskip`
            (MnasNet's pooling skip: avg-pool + 1x1 projection on the shortcut).
+    keepexpand  an ir block keeps its expand 1x1 conv at expansion 1 (FBNet's `e1` ops; MBConv drops it).
+    shuffle     channel shuffle over the expand conv's groups after its activation (FBNet's `_g2` ops).
     act    re (ReLU), r6 (ReLU6), sw (swish), hs (h-swish); absent = the model's default activation.
 
 `encode(decode(s)) == s` for every canonical string (tokens in the order above, `a`/`p` written as
@@ -33,6 +36,7 @@ SKIPS = ("id", "none", "pool")
 ACTIVATIONS = ("relu", "relu6", "swish", "hswish")
 _ACT_TOKENS = {"re": "relu", "r6": "relu6", "sw": "swish", "hs": "hswish"}
 _TOKEN_OF_ACT = {v: k for k, v in _ACT_TOKENS.items()}
+_FLAGS = ("noskip", "poolskip", "keepexpand", "shuffle")
 
 
 class BlockStringError(UserError):
@@ -56,6 +60,8 @@ class BlockArgs:
     se_ratio: float | None = None
     skip: str = "id"
     activation: str | None = None
+    keep_expand: bool = False  # ir: the expand 1x1 conv stays at expansion 1 (FBNet)
+    shuffle: bool = False  # channel shuffle over the expand groups after the expand conv (FBNet's _g2)
     # How the author wrote the group tokens: `a1` vs absent matters for exact round trips.
     written_groups: tuple[bool, bool] = field(default=(False, False), compare=False)
 
@@ -72,6 +78,9 @@ class BlockArgs:
         _check(self.skip in SKIPS, f"skip {self.skip!r} not in {SKIPS}")
         _check(self.activation is None or self.activation in ACTIVATIONS,
                f"activation {self.activation!r} not in {ACTIVATIONS}")
+        _check(not self.keep_expand or self.block_type == "ir", "keepexpand applies to ir blocks only")
+        _check(not self.shuffle or (self.block_type == "ir" and self.expand_groups > 1),
+               "shuffle needs an ir block with a grouped expand conv (a<g>.<g>)")
 
     @property
     def kernel_size(self) -> int:
@@ -106,7 +115,7 @@ def decode(block_string: str) -> BlockArgs:
     for token in tokens:
         match = re.fullmatch(r"(se|[rkaspeixo])(.+)", token)
         # `r6` is both ReLU6 and "6 repeats": it is the repeats token until repeats are set (they come first).
-        if token in ("noskip", "poolskip") or (token in _ACT_TOKENS and not (token == "r6" and "r" not in options)):
+        if token in _FLAGS or (token in _ACT_TOKENS and not (token == "r6" and "r" not in options)):
             flags.append(token)
         elif match and match.group(1) not in options:
             options[match.group(1)] = match.group(2)
@@ -134,6 +143,8 @@ def decode(block_string: str) -> BlockArgs:
             se_ratio=_num(options["se"]) if "se" in options else None,
             skip=skip,
             activation=acts[0] if acts else None,
+            keep_expand="keepexpand" in flags,
+            shuffle="shuffle" in flags,
             written_groups=("a" in options, "p" in options),
         )
     except (ValueError, BlockStringError) as err:
@@ -186,6 +197,7 @@ def encode(args: BlockArgs) -> str:
         parts.append(f"se{_fmt(args.se_ratio)}")
     if args.skip != "id":
         parts.append("noskip" if args.skip == "none" else "poolskip")
+    parts += [flag for flag, on in (("keepexpand", args.keep_expand), ("shuffle", args.shuffle)) if on]
     if args.activation is not None:
         parts.append(_TOKEN_OF_ACT[args.activation])
     return "_".join(parts)

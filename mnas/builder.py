@@ -1,10 +1,11 @@
-"""ModelSpec -> Keras 3 model (TF backend), one layer group per `Layer` of `spec.layers()`.
+"""ModelSpec -> Keras 3 model (TF backend): one Keras layer per op of the spec's recipe (`mnas.ops`).
 
-The builder reads the concrete layer list and nothing else, so it cannot disagree with the analytic
-costs (`mnas.costs`) about channels, strides or sizes; `tests/test_builder_export.py` checks that the
-trainable / non-trainable weight counts equal `costs` params / buffers for every zoo model.
+The recipe is what each `Layer` of `spec.layers()` computes, written once for the builder, the analytic costs
+(`mnas.costs`) and the fast TFLite writer, so they cannot disagree about channels, strides, sizes or which
+ops a block has; `tests/test_builder_export.py` checks that the trainable / non-trainable weight counts equal
+`costs` params / buffers for every zoo model, and that the Keras layers are the recipe's ops.
 
-Conventions (the same as `mnas.costs`):
+Conventions (the recipe's; see mnas.ops for the expansion of each layer kind):
 - every conv has no bias and is followed by BatchNormalization (momentum 0.99, eps 1e-3) and, where the
   layer has one, its activation; BN folds into the conv at TFLite export;
 - mixed depthwise kernels (MixNet `k3.5.7`): channels split with `split_channels`, one DepthwiseConv2D
@@ -14,7 +15,7 @@ Conventions (the same as `mnas.costs`):
 - `final` (MobileNetV3): 1x1 conv with bias and no BN on the pooled 1x1 map; the classifier is a Dense
   with bias that outputs logits (no softmax).
 
-Layer names are deterministic (`stem_conv`, `b{block}_{repeat}_expand`, `b3_0_dw_k5`, `head_bn`, ...),
+Layer names are the recipe's op names (`stem_conv`, `b{block}_{repeat}_expand`, `b3_0_dw_k5`, `head_bn`, ...),
 so TFLite ops (whose names carry the Keras layer names) can be mapped back to spec layers.
 Weights are random but reproducible: every initializer is seeded from (`seed`, layer position).
 """
@@ -29,7 +30,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402
 from keras import layers as kl  # noqa: E402
 
-from mnas.spec import Layer, ModelSpec, split_channels  # noqa: E402
+from mnas.ops import INPUT, Op, model_ops  # noqa: E402
+from mnas.spec import ModelSpec  # noqa: E402
 
 BN_MOMENTUM = 0.99
 BN_EPSILON = 1e-3
@@ -90,93 +92,51 @@ class _Seeds:
         return keras.initializers.VarianceScaling(1.0 / 3.0, "fan_out", "uniform", seed=self._next())
 
 
-def _activation(x, name: str, prefix: str):
-    if name == "hswish":
-        return HardSwish(name=f"{prefix}_act")(x)
-    keras_name = {"relu": "relu", "relu6": "relu6", "swish": "swish"}[name]
-    return kl.Activation(keras_name, name=f"{prefix}_act")(x)
+def _activation(op: Op, seeds: _Seeds):
+    if op.act == "hswish":
+        return HardSwish(name=op.name)
+    if op.act == "hsigmoid":
+        return HardSigmoid(name=op.name)
+    return kl.Activation(op.act, name=op.name)  # relu, relu6, swish, sigmoid: Keras' own names
 
 
-def _bn(x, prefix: str):
-    return kl.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{prefix}_bn")(x)
+@keras.saving.register_keras_serializable(package="mnas")
+class ChannelShuffle(keras.layers.Layer):
+    """ShuffleNet's channel shuffle over `groups` (RESHAPE, TRANSPOSE, RESHAPE in TFLite)."""
+
+    def __init__(self, groups: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.groups = int(groups)
+
+    def call(self, x):
+        _, h, w, c = x.shape
+        x = keras.ops.reshape(x, (-1, h, w, self.groups, c // self.groups))
+        x = keras.ops.transpose(x, (0, 1, 2, 4, 3))
+        return keras.ops.reshape(x, (-1, h, w, c))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "groups": self.groups}
 
 
-def _conv(x, filters: int, kernel: int, stride: int, name: str, seeds: _Seeds, bias: bool = False):
-    return kl.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=bias,
-                     kernel_initializer=seeds.conv(), name=name)(x)
-
-
-def _grouped_1x1(x, cin: int, cout: int, groups: int, prefix: str, seeds: _Seeds):
-    """1x1 conv (split into `groups` separate convs, MixNet's `a1.1` / `p1.1`) + BN, no activation."""
-    if groups == 1:
-        x = _conv(x, cout, 1, 1, prefix, seeds)
-    else:
-        parts = SplitChannels(split_channels(cin, groups), name=f"{prefix}_split")(x)
-        outs = [_conv(p, co, 1, 1, f"{prefix}_g{gi}", seeds)
-                for gi, (p, co) in enumerate(zip(parts, split_channels(cout, groups)))]
-        x = kl.Concatenate(axis=-1, name=f"{prefix}_concat")(outs)
-    return _bn(x, prefix)
-
-
-def _depthwise(x, channels: int, kernels: tuple[int, ...], stride: int, prefix: str, seeds: _Seeds):
-    """Depthwise kxk (or MixConv: one depthwise conv per kernel over a channel split) + BN."""
-    if len(kernels) == 1:
-        x = kl.DepthwiseConv2D(kernels[0], strides=stride, padding="same", use_bias=False,
-                               depthwise_initializer=seeds.conv(), name=prefix)(x)
-    else:
-        parts = SplitChannels(split_channels(channels, len(kernels)), name=f"{prefix}_split")(x)
-        outs = [kl.DepthwiseConv2D(k, strides=stride, padding="same", use_bias=False,
-                                   depthwise_initializer=seeds.conv(), name=f"{prefix}_k{k}")(p)
-                for p, k in zip(parts, kernels)]
-        x = kl.Concatenate(axis=-1, name=f"{prefix}_concat")(outs)
-    return _bn(x, prefix)
-
-
-def _squeeze_excite(x, layer: Layer, channels: int, prefix: str, seeds: _Seeds):
-    s = kl.GlobalAveragePooling2D(keepdims=True, name=f"{prefix}_pool")(x)
-    s = _conv(s, layer.se_channels, 1, 1, f"{prefix}_reduce", seeds, bias=True)
-    if layer.se_style == "mobilenetv3":
-        s = kl.Activation("relu", name=f"{prefix}_reduce_act")(s)
-        s = _conv(s, channels, 1, 1, f"{prefix}_expand", seeds, bias=True)
-        s = HardSigmoid(name=f"{prefix}_gate")(s)
-    else:
-        s = _activation(s, layer.activation, f"{prefix}_reduce")
-        s = _conv(s, channels, 1, 1, f"{prefix}_expand", seeds, bias=True)
-        s = kl.Activation("sigmoid", name=f"{prefix}_gate")(s)
-    return kl.Multiply(name=f"{prefix}_scale")([x, s])
-
-
-def _block(x, layer: Layer, seeds: _Seeds):
-    """One MBConv (ir), depthwise-separable (ds) or regular conv (cn) layer, with its shortcut."""
-    p = f"b{layer.block_index}_{layer.repeat_index}"
-    inputs = x
-    if layer.kind == "cn":
-        x = _conv(x, layer.out_channels, layer.kernel_size, layer.stride, f"{p}_conv", seeds)
-        x = _activation(_bn(x, f"{p}_conv"), layer.activation, f"{p}_conv")
-        if layer.se_channels:
-            x = _squeeze_excite(x, layer, layer.out_channels, f"{p}_se", seeds)
-    else:
-        mid = layer.expanded if layer.kind == "ir" else layer.in_channels
-        if layer.has_expand:
-            x = _grouped_1x1(x, layer.in_channels, mid, layer.expand_groups, f"{p}_expand", seeds)
-            x = _activation(x, layer.activation, f"{p}_expand")
-        x = _depthwise(x, mid, layer.kernel_sizes, layer.stride, f"{p}_dw", seeds)
-        x = _activation(x, layer.activation, f"{p}_dw")
-        if layer.se_channels:
-            x = _squeeze_excite(x, layer, mid, f"{p}_se", seeds)
-        x = _grouped_1x1(x, mid, layer.out_channels, layer.project_groups, f"{p}_project", seeds)
-    if layer.skip == "id":
-        x = kl.Add(name=f"{p}_add")([x, inputs])
-    elif layer.skip == "pool":
-        # MnasNet's pooling skip: average-pool the shortcut to the output size, project if widths differ.
-        shortcut = inputs
-        if layer.stride > 1:
-            shortcut = kl.AveragePooling2D(layer.stride, layer.stride, padding="same",
-                                           name=f"{p}_skip_pool")(shortcut)
-        if layer.in_channels != layer.out_channels:
-            shortcut = _bn(_conv(shortcut, layer.out_channels, 1, 1, f"{p}_skip_conv", seeds), f"{p}_skip")
-        x = kl.Add(name=f"{p}_add")([x, shortcut])
-    return x
+# One Keras layer per primitive of the recipe (mnas.ops.PRIMITIVES); initializers are drawn in recipe order.
+_KERAS = {
+    "conv": lambda op, seeds: kl.Conv2D(op.cout, op.kernel, strides=op.stride, padding="same", use_bias=op.bias,
+                                        kernel_initializer=seeds.conv(), name=op.name),
+    "dwconv": lambda op, seeds: kl.DepthwiseConv2D(op.kernel, strides=op.stride, padding="same", use_bias=False,
+                                                   depthwise_initializer=seeds.conv(), name=op.name),
+    "bn": lambda op, seeds: kl.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=op.name),
+    "act": _activation,
+    "split": lambda op, seeds: SplitChannels(list(op.sizes), name=op.name),
+    "concat": lambda op, seeds: kl.Concatenate(axis=-1, name=op.name),
+    "gap": lambda op, seeds: kl.GlobalAveragePooling2D(keepdims=op.keepdims, name=op.name),
+    "mul": lambda op, seeds: kl.Multiply(name=op.name),
+    "add": lambda op, seeds: kl.Add(name=op.name),
+    "avgpool": lambda op, seeds: kl.AveragePooling2D(op.kernel, op.stride, padding="same", name=op.name),
+    "flatten": lambda op, seeds: kl.Flatten(name=op.name),
+    "dropout": lambda op, seeds: kl.Dropout(op.rate, name=op.name),
+    "dense": lambda op, seeds: kl.Dense(op.cout, kernel_initializer=seeds.dense(), name=op.name),
+    "shuffle": lambda op, seeds: ChannelShuffle(len(op.sizes), name=op.name),
+}
 
 
 def build_keras(spec: ModelSpec, *, seed: int = 0) -> keras.Model:
@@ -186,32 +146,17 @@ def build_keras(spec: ModelSpec, *, seed: int = 0) -> keras.Model:
     always is exactly what `spec.layers()` and `mnas.costs` describe.
     """
     seeds = _Seeds(seed)
-    plan = spec.layers()
-    inputs = keras.Input((spec.resolution, spec.resolution, spec.in_channels), name="image")
-    x = inputs
-    has_final = any(layer.kind == "final" for layer in plan)
-    for layer in plan:
-        if layer.kind == "stem":
-            x = _conv(x, layer.out_channels, layer.kernel_size, layer.stride, "stem_conv", seeds)
-            x = _activation(_bn(x, "stem"), layer.activation, "stem")
-        elif layer.kind in ("ir", "ds", "cn"):
-            x = _block(x, layer, seeds)
-        elif layer.kind == "head":
-            x = _activation(_bn(_conv(x, layer.out_channels, 1, 1, "head_conv", seeds), "head"),
-                            layer.activation, "head")
-        elif layer.kind == "pool":
-            x = kl.GlobalAveragePooling2D(keepdims=has_final, name="pool")(x)
-        elif layer.kind == "final":
-            x = _conv(x, layer.out_channels, 1, 1, "final_conv", seeds, bias=True)
-            x = _activation(x, layer.activation, "final")
-            x = kl.Flatten(name="final_flatten")(x)
-        elif layer.kind == "classifier":
-            if spec.dropout > 0:
-                x = kl.Dropout(spec.dropout, name="dropout")(x)
-            x = kl.Dense(layer.out_channels, kernel_initializer=seeds.dense(), name="classifier")(x)
-        else:  # a new Layer kind must be taught to the builder and to costs together
-            raise ValueError(f"builder does not know layer kind {layer.kind!r}")
-    return keras.Model(inputs, x, name=spec.name.replace("/", "_"))
+    inputs = keras.Input((spec.resolution, spec.resolution, spec.in_channels), name=INPUT)
+    tensors = {INPUT: inputs}
+    ops = [op for layer_ops in model_ops(spec) for op in layer_ops]
+    for op in ops:
+        args = [tensors[name] for name in op.inputs]
+        out = _KERAS[op.kind](op, seeds)(args if len(args) > 1 else args[0])
+        if op.kind == "split":
+            tensors.update((f"{op.name}:{i}", part) for i, part in enumerate(out))
+        else:
+            tensors[op.name] = out
+    return keras.Model(inputs, tensors[ops[-1].name], name=spec.name.replace("/", "_"))
 
 
 def weight_counts(model: keras.Model) -> tuple[int, int]:

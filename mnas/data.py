@@ -222,7 +222,8 @@ def _check_labels(labels: np.ndarray, names: list[str], source: str) -> None:
     counts = np.bincount(labels)
     if counts.min() < 2:
         few = [names[i] for i in np.flatnonzero(counts < 2)]
-        raise UserError(f"data {source!r}: class(es) {few} have fewer than 2 images (need one to train, one to validate)")
+        raise UserError(f"data {source!r}: class(es) {few} have fewer than 2 images (need one to train, one to "
+                        "validate)")
 
 
 def _stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

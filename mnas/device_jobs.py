@@ -21,17 +21,34 @@ def resolve_model(ref: str) -> Path:
     return export_tflite(resolve_arch(ref))
 
 
-def setup_device(device_id: str, benchmark_binary: Path) -> dict:
-    """Push benchmark_model to a phone and check that it runs."""
+def setup_device(device_id: str, benchmark_binary: Path | None = None) -> dict:
+    """Push benchmark_model to a phone and check that it runs. Without a binary: TensorFlow's prebuilt one for the
+    phone's ABI, from the cache or fetched (`devices.benchmark_binary`)."""
     from devices.registry import open_device
 
     device = open_device(device_id)
-    if not hasattr(device, "setup"):
-        raise UserError(f"device {device_id} needs no setup (it runs LiteRT in this process)")
     try:
-        return device.setup(benchmark_binary)
+        if not hasattr(device, "setup"):
+            raise UserError(f"device {device_id} needs no setup (it runs LiteRT in this process)")
+        if benchmark_binary is not None:
+            return device.setup(benchmark_binary) | {"source": str(benchmark_binary)}
+        return _setup_prebuilt(device)
     finally:
         device.close()
+
+
+def _setup_prebuilt(device) -> dict:
+    from devices import benchmark_binary as prebuilt
+
+    abi = device.properties().get("ro.product.cpu.abi", "")
+    path, how = prebuilt.fetch_benchmark_binary(abi)
+    try:
+        result = device.setup(path)
+    except UserError:
+        if how == "downloaded":
+            prebuilt.forget(abi)  # a fetched binary that does not run there is not kept
+        raise
+    return result | {"source": how, "abi": abi, "local": str(path)}
 
 
 def profile_model(device_id: str, model_ref: str, options: ProfileOptions) -> dict:

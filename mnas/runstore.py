@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from mnas.archfile import spec_from_dict, spec_to_dict
+from mnas.archfile import spec_from_dict, spec_to_dict  # noqa: F401 - re-exported: one definition, two homes
 from mnas.errors import UserError
 from mnas.spec import ModelSpec
 

@@ -115,6 +115,8 @@ class Layer:
     activation: str = "relu"
     expand_groups: int = 1
     project_groups: int = 1
+    keep_expand: bool = False  # ir: an expand 1x1 conv even at expansion 1 (FBNet)
+    shuffle: bool = False  # channel shuffle over the expand groups after the expand conv (FBNet)
     block_index: int = -1  # stage index in the spec; -1 for stem/head
     repeat_index: int = 0
 
@@ -124,7 +126,7 @@ class Layer:
 
     @property
     def has_expand(self) -> bool:
-        return self.kind == "ir" and self.expanded != self.in_channels
+        return self.kind == "ir" and (self.expanded != self.in_channels or self.keep_expand)
 
     @property
     def kernel_size(self) -> int:
@@ -138,6 +140,7 @@ class ModelSpec:
     name: str
     blocks: tuple[BlockArgs, ...]
     stem_filters: int = 32
+    stem_stride: int = 2  # 1 for CIFAR-sized inputs (FBNet in HW-NAS-Bench)
     head_filters: int = 1280
     final_filters: int = 0  # MobileNetV3's 1x1 conv after pooling (bias, no BN); 0 = none
     num_classes: int = 1000
@@ -172,6 +175,8 @@ class ModelSpec:
             raise UserError(f"se_style {self.se_style!r} not in {SE_STYLES}")
         if self.num_classes < 1:
             raise UserError(f"num_classes must be >= 1, got {self.num_classes}")
+        if self.stem_stride not in (1, 2):
+            raise UserError(f"stem_stride must be 1 or 2, got {self.stem_stride}")
         if self.repeats_rounding not in REPEATS_ROUNDINGS:
             raise UserError(f"repeats_rounding {self.repeats_rounding!r} not in {REPEATS_ROUNDINGS}")
         if self.stages is not None:
@@ -195,7 +200,8 @@ class ModelSpec:
     def global_params(self) -> dict:
         """Every field but name and blocks, as plain JSON-able values.
 
-        `repeats_rounding` is written only when it is not the authors' ceil, and `stages` only when given: arch
+        `repeats_rounding` is written only when it is not the authors' ceil, `stem_stride` only when it is not 2,
+        and `stages` only when given: arch
         files, run-store cache keys and export keys hash these params, and every one made before the fields
         existed must stay valid.
         """
@@ -205,6 +211,8 @@ class ModelSpec:
                 out[name] = getattr(self, name)
         if out["repeats_rounding"] == DEFAULT_REPEATS_ROUNDING:
             del out["repeats_rounding"]
+        if out["stem_stride"] == 2:
+            del out["stem_stride"]
         if out["stages"] is None:
             del out["stages"]
         else:
@@ -251,7 +259,7 @@ class ModelSpec:
         """Stem, one Layer per block repeat, head, pool, optional final conv, classifier."""
         size = self.resolution
         stem_act = self.stem_activation or self.activation
-        out: list[Layer] = [Layer("stem", self.in_channels, self.stem_channels, size, stride=2,
+        out: list[Layer] = [Layer("stem", self.in_channels, self.stem_channels, size, stride=self.stem_stride,
                                   kernel_sizes=(3,), activation=stem_act)]
         size, channels = out[0].out_size, self.stem_channels
         for bi, block in enumerate(self.blocks):
@@ -297,7 +305,7 @@ class ModelSpec:
                      kernel_sizes=block.kernel_sizes, expanded=expanded, se_channels=se,
                      se_style=self.se_style, skip=skip, activation=block.activation or self.activation,
                      expand_groups=block.expand_groups, project_groups=block.project_groups,
-                     block_index=bi, repeat_index=ri)
+                     keep_expand=block.keep_expand, shuffle=block.shuffle, block_index=bi, repeat_index=ri)
 
 
 def split_channels(total: int, groups: int) -> list[int]:

@@ -267,8 +267,9 @@ def show_table(table: Path) -> Output:
 
     with TableStore.open(table) as store:
         meta, counts, fingerprints = store.meta(), store.counts(), store.fingerprints()
+        measured = store.measurement_counts()
         devices = []
-        for key in sorted(counts):
+        for key in sorted(set(counts) | set(measured)):
             entries = store.entries(key)
             info = fingerprints.get(key, {})
             kinds: dict[str, int] = {}
@@ -279,7 +280,8 @@ def show_table(table: Path) -> Output:
             devices.append({"fingerprint_key": key, "kind": info.get("kind"), "model": info.get("model"),
                             "statistic": info.get("statistic") or ("mean" if info.get("kind") == "published"
                                                                    else "median"),
-                            "threads": info.get("threads"), "entries": counts[key], "by_type": kinds,
+                            "threads": info.get("threads"), "entries": counts.get(key, 0), "by_type": kinds,
+                            "measurements": measured.get(key, 0),
                             "overhead_ms": overhead.value(info.get("statistic") or "median") if overhead else None,
                             "calibration": _calibration_summary(store.calibration(key)),
                             "builds": info.get("builds", []),
@@ -294,9 +296,12 @@ def _show_lines(payload: dict) -> list[str]:
     for d in payload["devices"]:
         lines.append(f"  {d['fingerprint_key']}  ({d['kind']}, {d['model']}): {d['entries']} entries, sums the "
                      f"{d['statistic']}")
-        lines.append("    " + ", ".join(f"{k} {v}" for k, v in sorted(d["by_type"].items())))
+        if d["by_type"]:
+            lines.append("    " + ", ".join(f"{k} {v}" for k, v in sorted(d["by_type"].items())))
         if d["overhead_ms"] is not None:
             lines.append(f"    invoke overhead {d['overhead_ms'] * 1000:.1f} us")
+        if d["measurements"]:
+            lines.append(f"    {d['measurements']} whole networks measured (kept to adapt from and to check against)")
         if d["calibration"]:
             from latency.predictor import Calibration
 

@@ -59,6 +59,27 @@ def test_every_block_kind_builds_and_counts() -> None:
             "b3_0_se_gate", "final_conv", "classifier"} <= names
 
 
+def test_keras_layers_are_the_recipe_ops() -> None:
+    """One Keras layer per op of the recipe (`mnas.ops`), in its order and with its names, and a Keras translator
+    for every primitive: what the builder builds is what the costs count and the writer writes."""
+    from mnas import ops
+
+    assert set(builder._KERAS) == set(ops.PRIMITIVES)
+    spec = ModelSpec.from_strings("recipe", ["r1_k3.5_a1.1_p1.1_s22_e3_i16_o24_se0.25_poolskip_hs",
+                                             "ds_r2_k3_s11_e1_i24_o24_se0.5"], stem_filters=16, head_filters=32,
+                                  final_filters=24, num_classes=5, resolution=32, se_style="mobilenetv3")
+    model = builder.build_keras(spec)
+    recipe = [op for layer_ops in ops.model_ops(spec) for op in layer_ops]
+    # Keras lists layers in graph order (a shortcut's ops may come before the block's last ones).
+    assert sorted(layer.name for layer in model.layers) == sorted([ops.INPUT] + [op.name for op in recipe])
+    for op in recipe:
+        if op.kind in ("conv", "dwconv", "dense"):
+            kernel = model.get_layer(op.name).get_weights()[0]
+            shape = (op.kernel, op.kernel, op.cin, 1) if op.kind == "dwconv" else \
+                (op.cin, op.cout) if op.kind == "dense" else (op.kernel, op.kernel, op.cin, op.cout)
+            assert kernel.shape == shape, op
+
+
 def test_same_seed_same_weights() -> None:
     spec = zoo.get("mobilenetv3-small", resolution=32, num_classes=5)
     a, b = builder.build_keras(spec, seed=3), builder.build_keras(spec, seed=3)

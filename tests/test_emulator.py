@@ -35,9 +35,9 @@ TIMINGS_LINE = re.compile(rf"^(?:INFO: )?Inference timings in us: Init: ({NUM}),
                           rf"Warmup \(avg\): ({NUM}), Inference \(avg\): ({NUM})$", re.M)
 OP_HEADER = re.compile(r"^\s+\[node type\]\s+\[first\]\s+\[avg ms\]\s+\[%\]\s+\[cdf%\]\s+\[mem KB\]\s+"
                        r"\[times called\]\s+\[Name\]$", re.M)
-OP_ROW = re.compile(rf"^\t\s*(\S[^\t]*)\t\s*({NUM})\t\s*({NUM})\t\s*({NUM})%\t\s*({NUM})%\t\s*({NUM})\t\s*(\d+)\t\[(.*)\]$",
-                    re.M)
-PROFILER_TIMINGS = re.compile(rf"^Timings \(microseconds\): count=(\d+) ", re.M)
+OP_ROW = re.compile(rf"^\t\s*(\S[^\t]*)\t\s*({NUM})\t\s*({NUM})\t\s*({NUM})%\t\s*({NUM})%\t\s*({NUM})"
+                    rf"\t\s*(\d+)\t\[(.*)\]$", re.M)
+PROFILER_TIMINGS = re.compile(r"^Timings \(microseconds\): count=(\d+) ", re.M)
 
 
 def signer_for(directory: Path) -> PythonRSASigner:

@@ -25,7 +25,8 @@ def test_registry_names_and_errors():
         evaluators.create("standalone", data=data, epochs=0)
     # an option the evaluator does not take is one error line, never swallowed; the search's common context
     # (space, state_dir: what the supernet takes) is passed only where it is used
-    with pytest.raises(UserError, match="evaluator 'standalone' has no option 'warmup_steps'; its options: .*optimizer"):
+    with pytest.raises(UserError, match="evaluator 'standalone' has no option 'warmup_steps'; its options: "
+                                        ".*optimizer"):
         evaluators.create("standalone", data=data, warmup_steps=5)
     assert evaluators.create("standalone", data=data, space="mnasnet", state_dir="x").epochs == 1
 

@@ -9,7 +9,7 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CORE = {"mnas", "mnas.errors", "mnas.registry", "mnas.progress", "mnas.blocks", "mnas.spec", "mnas.costs",
+CORE = {"mnas", "mnas.errors", "mnas.registry", "mnas.progress", "mnas.blocks", "mnas.spec", "mnas.ops", "mnas.costs",
         "mnas.zoo", "mnas.archfile", "mnas.ofa_config"}
 TF_FREE = CORE | {"mnas.reward", "mnas.band", "mnas.baselines", "mnas.pareto", "mnas.runstore", "mnas.data"}
 TF_FREE_PACKAGES = ("mnas.spaces", "mnas.controllers")

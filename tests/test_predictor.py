@@ -80,8 +80,9 @@ def _true_latency(predictor: Predictor, spec) -> float:
     """A device whose whole-model latency follows a known feature law (what the fit must recover)."""
     layers = spec.layers()
     extra = {14: 0.2, 56: -0.1}
-    return (0.3 + 1.1 * predictor.raw_ms(spec) + sum(extra.get(l.in_size, 0.0) * predictor.op_ms(l) for l in layers)
-            + 0.05 * sum(weight_mb(l) for l in layers))
+    return (0.3 + 1.1 * predictor.raw_ms(spec) + sum(extra.get(lay.in_size, 0.0) * predictor.op_ms(lay)
+                                                     for lay in layers)
+            + 0.05 * sum(weight_mb(lay) for lay in layers))
 
 
 def test_feature_calibration_recovers_a_known_law():
@@ -98,7 +99,8 @@ def test_feature_calibration_recovers_a_known_law():
     truth = np.array([_true_latency(plain, spec) for spec in specs[60:]])
     np.testing.assert_allclose(fitted.predict_ms(specs[60:]), truth, rtol=0.01)  # held-out models
     line = fit_calibration([p.raw_ms for p in points], [p.measured_ms for p in points])
-    line_error = np.abs(Predictor(plain.values, "synthetic", line, overhead_ms=0.005).predict_ms(specs[60:]) / truth - 1)
+    line_predictor = Predictor(plain.values, "synthetic", line, overhead_ms=0.005)
+    line_error = np.abs(line_predictor.predict_ms(specs[60:]) / truth - 1)
     assert line_error.max() > 0.02  # the law is not a line: the learned terms are what fits it
     # Few models: a plain line (one parameter per input size would overfit them).
     assert fit_feature_calibration(points[:10]).kind == "linear"

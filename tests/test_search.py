@@ -347,7 +347,8 @@ def test_default_ppo_stores_a_few_hundred_bytes_per_step(tmp_path, table):
     with RunStore(tmp_path / "run.db") as store:
         run_search(setup, store, progress=False)
     db = sqlite3.connect(tmp_path / "run.db")
-    per_step = db.execute("SELECT AVG(LENGTH(samples) + LENGTH(asked_state) + LENGTH(told_state)) FROM steps").fetchone()
+    per_step = db.execute(
+        "SELECT AVG(LENGTH(samples) + LENGTH(asked_state) + LENGTH(told_state)) FROM steps").fetchone()
     full = len(json.dumps(search_controller_state(setup)))
     assert per_step[0] < 2_000 < 20_000 < full, (per_step, full)
 

@@ -44,9 +44,9 @@ TINY = {
 
 
 def test_registry_names_and_unknown():
-    assert set(spaces.names()) == {"mnasnet", "mixnet", "mobilenetv3", "ofa-mbv3"}
+    assert set(spaces.names()) == {"mnasnet", "mixnet", "mobilenetv3", "ofa-mbv3", "fbnet"}
     assert spaces.get("MnasNet") is spaces.get("mnasnet")
-    with pytest.raises(UnknownNameError, match="unknown search space 'nope'; known: mixnet, mnasnet"):
+    with pytest.raises(UnknownNameError, match="unknown search space .nope.; known: fbnet, mixnet, mnasnet"):
         spaces.get("nope")
 
 

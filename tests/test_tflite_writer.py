@@ -120,6 +120,20 @@ def test_every_layer_alone_runs_and_concatenates_to_the_model() -> None:
     assert joined == op_sequence(write_tflite(spec))
 
 
+def test_written_ops_follow_the_recipe() -> None:
+    """Each conv / depthwise conv / dense of the recipe (`mnas.ops`) is exactly one TFLite op of its output width
+    (its BN folds into it, activations fuse or follow): no conv is lost or written twice."""
+    from mnas.ops import model_ops
+
+    for name in ("mixnet-s", "search-ops", "one-by-one"):
+        spec = SPECS[name]()
+        recipe = [op for layer_ops in model_ops(spec) for op in layer_ops]
+        want = {"conv": "CONV_2D", "dwconv": "DEPTHWISE_CONV_2D", "dense": "FULLY_CONNECTED"}
+        expected = sorted((want[op.kind], op.cout) for op in recipe if op.kind in want)
+        written = sorted((r.name, r.outputs[0][-1]) for r in op_sequence(write_tflite(spec)) if r.name in want.values())
+        assert written == expected, name
+
+
 def test_single_op_input_is_the_first_layers_input() -> None:
     pool = Layer("pool", 40, 40, 7)
     classifier = Layer("classifier", 40, 10, 1)

@@ -24,7 +24,8 @@ FLAGS: dict[str, tuple[type, object]] = {
     "warmup_min_secs": (float, 0.5), "min_secs": (float, 1.0), "max_secs": (float, 150.0),
     "run_delay": (float, -1.0), "enable_op_profiling": (bool, False), "profiling_output_csv_file": (str, ""),
     "use_xnnpack": (bool, True), "use_gpu": (bool, False), "use_nnapi": (bool, False),
-    "max_profiling_buffer_entries": (int, 1024), "verbose": (bool, False), "report_peak_memory_footprint": (bool, False),
+    "max_profiling_buffer_entries": (int, 1024), "verbose": (bool, False),
+    "report_peak_memory_footprint": (bool, False),
 }
 
 
@@ -103,7 +104,8 @@ def run(argv: list[str], resolve_graph: Callable[[str], Path], out: Write, *, co
             "use_xnnpack": "Use xnnpack"}
     for name, label in echo.items():
         if name in flags.explicit:
-            shown = int(v[name]) if isinstance(v[name], bool) else _g(v[name]) if isinstance(v[name], float) else v[name]
+            value = v[name]
+            shown = int(value) if isinstance(value, bool) else _g(value) if isinstance(value, float) else value
             out(f"INFO: {label}: [{shown}]\n")
     graph = v["graph"]
     if not graph:

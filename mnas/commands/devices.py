@@ -1,7 +1,7 @@
 """`mnas devices` (list, `setup`) and `mnas profile`: time a model on a device.
 
     mnas devices [--json] [--connect HOST:PORT ...] [--executor ray [--ray-address ADDR]]
-    mnas devices setup --device ID --benchmark-binary PATH
+    mnas devices setup --device ID [--benchmark-binary PATH]
     mnas profile --device ID --model NAME|ARCH_FILE|FILE.tflite [--runs N] [--threads T] [--warmup N]
                  [--rounds N] [--op-profile] [--json]
 
@@ -54,8 +54,9 @@ def register(subparsers) -> None:
     sub = listing.add_subparsers(dest="devices_command", metavar="SUBCOMMAND")
     setup = sub.add_parser("setup", help="push benchmark_model to a phone and check that it runs")
     setup.add_argument("--device", required=True, metavar="ID", help="HOST:PORT or USB serial")
-    setup.add_argument("--benchmark-binary", required=True, type=Path, metavar="PATH",
-                       help="TFLite benchmark_model built for the phone (android_arm64)")
+    setup.add_argument("--benchmark-binary", type=Path, metavar="PATH",
+                       help="TFLite benchmark_model built for the phone (default: TensorFlow's prebuilt one for the "
+                            "phone's ABI, cached under $MNAS_CACHE/benchmark_model/ABI, fetched when missing)")
     setup.add_argument("--json", action="store_true")
     setup.set_defaults(func=_setup)
 
@@ -105,7 +106,8 @@ def _setup(args) -> int:
     if args.json:
         print_json(result)
     else:
-        print(f"{args.device}: benchmark_model ready at {result['binary']} (sha256 {result['sha256'][:16]}…)")
+        how = f" ({result['source']} for {result['abi']}: {result['local']})" if "abi" in result else ""
+        print(f"{args.device}: benchmark_model ready at {result['binary']} (sha256 {result['sha256'][:16]}…){how}")
     return 0
 
 

@@ -1,7 +1,8 @@
 """`mnas search`: find an architecture for one (or several) devices at a latency target.
 
     mnas search --space SPACE (--device ID | --table FILE)... [--target-ms T[,T...]] [--reward soft|hard|abs]
-                [--controller ppo|reinforce|evolution|random] [--evaluator standalone|supernet] [--steps N] [--batch N]
+                [--controller ppo|reinforce|evolution|random] [--evaluator standalone|supernet|autohas]
+                [--hparams DEFAULT|FILE] [--steps N] [--batch N]
                 [--evaluator-opt KEY=VALUE]... [--retrain-epochs E] [--rank-children K]
                 [--epochs E] [--seed S] [--data DIR|FILE.npz] [--resolution 224] [--proxy-resolution 32]
                 --out DIR [--resume] [--json]
@@ -49,8 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--controller", default="ppo", help="ppo | reinforce | evolution | random (default ppo)")
     p.add_argument("--controller-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="controller option, e.g. population=8 for evolution; repeatable")
-    p.add_argument("--evaluator", default="standalone", help="accuracy evaluator: standalone | supernet "
+    p.add_argument("--evaluator", default="standalone", help="accuracy evaluator: standalone | supernet | autohas "
                                                                 "(default standalone)")
+    p.add_argument("--hparams", metavar="DEFAULT|FILE",
+                   help="search training hyperparameters with the architecture: DEFAULT or a JSON/YAML file of "
+                        "name -> list of values (autohas: DEFAULT when not given; docs/autohas.md)")
     p.add_argument("--evaluator-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="evaluator option, e.g. warmup_steps=0 or steps_per_child=5 for supernet; repeatable")
     p.add_argument("--retrain-epochs", type=int, default=None,
@@ -86,12 +90,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-export", action="store_true", help="do not write best.tflite")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--train-best", type=int, metavar="EPOCHS", help="at the end, train the pick with `mnas train`'s "
+                                                                     "recipe for EPOCHS on the search's data into "
+                                                                     "OUT/trained (int8 + float TFLite, model card)")
     add_executor_arguments(p)
     p.set_defaults(func=_search)
 
 
 def check_one_shot_flags(args: argparse.Namespace) -> None:
-    if args.evaluator != "supernet" and (args.retrain_epochs is not None or args.rank_children):
+    if args.evaluator not in ("supernet", "autohas") and (args.retrain_epochs is not None or args.rank_children) \
+            or args.evaluator == "autohas" and args.rank_children:
         raise UserError("--retrain-epochs and --rank-children check a one-shot search: use them with "
                         "--evaluator supernet")
     if args.rank_children < 0 or (args.retrain_epochs is not None and args.retrain_epochs < 0):
@@ -139,6 +147,9 @@ def _search(args: argparse.Namespace) -> int:
 
         raise UnknownNameError("controller", args.controller, controllers.names())
     evaluators.check_name(args.evaluator)
+    from mnas.hparams import search_space
+
+    space = search_space(space, args.hparams, args.evaluator)  # architecture + training hyperparameters
     if args.reward not in KINDS:
         from mnas.errors import UnknownNameError
 
@@ -149,6 +160,8 @@ def _search(args: argparse.Namespace) -> int:
     controller_options = parse_controller_opts(args.controller_opt)
     evaluator_options = parse_evaluator_opts(args.evaluator, args.evaluator_opt)
     check_one_shot_flags(args)
+    if args.train_best is not None and args.train_best < 1:
+        raise UserError(f"--train-best must be >= 1 epochs, got {args.train_best}")
     from mnas.band import parse_band
     from mnas.baselines import parse_baselines
 
@@ -267,6 +280,21 @@ def _run(args, space, data, store, targets, controller_options, evaluator_option
         if epochs:
             summary["one_shot"] = _one_shot_check(args, setup, local_evaluator, data, store, summary, epochs)
             summary["files"].update(summary["one_shot"].pop("files"))
+    if hasattr(space, "grid"):  # a joint search (HparamSpace): the pick's hyperparameters, retrained with them
+        from mnas.evaluators.autohas import hparam_report
+
+        summary["hparams"] = hparam_report(setup, store, args.out, data, args.epochs if args.retrain_epochs is None
+                                           else args.retrain_epochs, args.batch_size, args.seed, args.lr,
+                                           args.resolution)
+    if args.train_best:
+        from mnas.training import train_search_pick
+
+        card = train_search_pick(args.out, args.train_best, latency=args.latency, data=args.data,
+                                 resolution=args.proxy_resolution, train_size=args.train_size,
+                                 val_size=args.val_size, batch_size=args.batch_size, seed=args.seed,
+                                 progress=not args.no_progress)
+        summary["trained"] = {"accuracy": card["accuracy"], "latency": card["latency"]}
+        summary["files"]["model_card"] = str(Path(args.out) / "trained" / "MODEL_CARD.md")
     if args.json:
         print_json(summary)
     else:
@@ -346,6 +374,8 @@ def _print_summary(summary: dict) -> None:
     print(f"reference {ref['name']}: " + ", ".join(
         f"{n} {v:.2f} ms (now {ref['latency_ms_now'][n]:.2f})" if v is not None else f"{n} not covered"
         for n, v in ref["latency_ms"].items()))
+    if summary.get("hparams"):
+        print(summary["hparams"]["line"])
     check = summary.get("one_shot")
     if check:
         for key, label in (("retrain", "best one-shot reward"), ("argmax", "policy argmax (TuNAS)")):

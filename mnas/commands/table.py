@@ -4,11 +4,15 @@
     mnas table build    --device ID --scale-arch NAME|ARCH_FILE --max-phi K [--lite] [--alpha A --beta B --gamma G]
                         [--repeats-rounding ceil|nearest] [--resolution R] [--num-classes N] --out FILE
     mnas table import   FILE.yaml [FILE.yaml ...] --out FILE
+    mnas table import   FILE.csv --space SPACE --out FILE [--resolution R] [--name NAME]   (sample, latency_ms)
+    mnas table adapt    --from TABLE (--measured FILE.csv [--samples K] | --device ID --samples K) --out NEW
+    mnas table suggest  --space SPACE --samples K [--table TABLE] [--resolution R] [--json]
     mnas table show     FILE [--json]
     mnas table validate --device ID --table FILE --samples N [--space SPACE] [--resolution R] [--passes 2] [--json]
                         [--plot FILE.png] [--force]
     mnas table export   FILE (--csv OUT | --parquet OUT)
     mnas predict        --table FILE --arch NAME|ARCH_FILE|net.config [--resolution R] [--json]
+    mnas predict        --table FILE --space SPACE --samples FILE.csv [--json]      (one latency per row)
 
 A table measured on another device (fingerprint) than the one given is refused unless --force.
 The work is in `mnas.table_jobs` (and `latency.*`); this module turns the flags into its configs and prints.
@@ -17,10 +21,14 @@ The work is in `mnas.table_jobs` (and `latency.*`); this module turns the flags 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from mnas.commands._common import add_build_arguments, add_scaling_arguments, build_config, emit
+from mnas.errors import UserError
 from mnas.executors import add_executor_arguments, executor_choice
+from mnas.fewshot_jobs import (AdaptConfig, BatchPredictConfig, ImportMeasuredConfig, SuggestConfig, adapt,
+                               import_measured, predict_samples, suggest)
 from mnas.table_jobs import (VALIDATION_SEED, PredictConfig, ValidateConfig, build_table, export_table,
                              import_tables, predict, show_table, validate_table)
 
@@ -42,11 +50,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_executor_arguments(p)
     p.set_defaults(func=_build)
 
-    p = sub.add_parser("import", help="import a published phone table (OFA Note10, ProxylessNAS mobile)")
-    p.add_argument("yaml", nargs="+", type=Path, help="lookup-table YAML file(s)")
+    p = sub.add_parser("import", help="import a published phone table (OFA Note10, ProxylessNAS mobile), or "
+                                      "per-network latencies of a device (CSV: sample, latency_ms)")
+    p.add_argument("yaml", nargs="+", type=Path, metavar="FILE",
+                   help="lookup-table YAML file(s), or one CSV (.csv/.csv.gz) of sample, latency_ms with --space")
     p.add_argument("--out", required=True, type=Path, help="table file (created or extended)")
+    p.add_argument("--space", help="CSV: the search space of its samples")
+    p.add_argument("--resolution", type=int, help="CSV: input resolution (default: the space's, fbnet 32)")
+    p.add_argument("--name", help="CSV: the device's name in the table (default: the file name)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_import)
+
+    _add_fewshot_parsers(sub)
 
     p = sub.add_parser("show", help="summarise a table file")
     p.add_argument("table", type=Path)
@@ -82,7 +97,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("predict", help="predict an architecture's latency from a table")
     p.add_argument("--table", required=True, type=Path)
-    p.add_argument("--arch", required=True, help="zoo name, arch file, or OFA net.config")
+    p.add_argument("--arch", help="zoo name, arch file, or OFA net.config")
+    p.add_argument("--space", help="with --samples: the search space of the samples")
+    p.add_argument("--samples", type=Path, metavar="FILE.csv",
+                   help="predict every row of a CSV with a `sample` column (with --space)")
     p.add_argument("--resolution", type=int, help="override the architecture's resolution")
     p.add_argument("--fingerprint", help="which device of a multi-device table")
     p.add_argument("--device", help="the device the prediction is for: refuse a table measured on another")
@@ -91,6 +109,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--breakdown", action="store_true", help="also list every op key and its table value")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_predict)
+
+
+def _add_fewshot_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("adapt", help="fit a predictor for a new device from K measured networks and another "
+                                     "device's table")
+    p.add_argument("--from", dest="prior", required=True, type=Path, metavar="TABLE",
+                   help="prior table (the host's, an imported phone's, or this device's own, earlier)")
+    p.add_argument("--measured", type=Path, metavar="FILE.csv", help="networks measured on the device: "
+                                                                     "sample, latency_ms (.csv or .csv.gz)")
+    p.add_argument("--device", metavar="ID", help="measure the networks now on this device (host, HOST:PORT, serial)")
+    p.add_argument("--samples", type=int, metavar="K", help="networks to fit on: chosen to cover the op types "
+                                                           "(with --measured: among its rows; default all)")
+    p.add_argument("--out", required=True, type=Path, help="the new table file (created or extended)")
+    p.add_argument("--space", help="default: the prior table's")
+    p.add_argument("--fingerprint", help="which device of a multi-device prior table")
+    p.add_argument("--name", help="with --measured: the new device's name (default: the CSV's name)")
+    p.add_argument("--threads", type=int, default=1, help="with --device: interpreter threads (default 1)")
+    p.add_argument("--candidates", type=int, default=2000, help="random networks the K are chosen from (--device)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_adapt)
+
+    p = sub.add_parser("suggest", help="print the K networks worth measuring on a new device")
+    p.add_argument("--space", required=True)
+    p.add_argument("--samples", type=int, required=True, metavar="K")
+    p.add_argument("--resolution", type=int, help="default: the space's (fbnet 32, others 224)")
+    p.add_argument("--table", type=Path, help="cover this table's op times instead of MACs")
+    p.add_argument("--fingerprint", help="which device of a multi-device --table")
+    p.add_argument("--candidates", type=int, default=2000, help="random networks to choose from (default 2000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_suggest)
 
 
 def _add_scaled_family_arguments(p: argparse.ArgumentParser) -> None:
@@ -108,7 +159,30 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    return emit(*import_tables(args.yaml, args.out), args.json)
+    csvs = [f for f in args.yaml if f.name.endswith((".csv", ".csv.gz"))]
+    if not csvs:
+        if args.space or args.resolution or args.name:
+            raise UserError("--space, --resolution and --name apply to a CSV import")
+        return emit(*import_tables(args.yaml, args.out), args.json)
+    if len(args.yaml) > 1 or not args.space:
+        raise UserError("a CSV import takes one FILE.csv and --space SPACE")
+    cfg = ImportMeasuredConfig(csvs[0], args.out, args.space, args.resolution, args.name)
+    return emit(*import_measured(cfg), args.json)
+
+
+def _adapt(args: argparse.Namespace) -> int:
+    cfg = AdaptConfig(args.prior, args.out, args.measured, args.device, args.samples, args.space, args.fingerprint,
+                      args.name, args.threads, args.candidates, args.seed, not args.no_progress)
+    return emit(*adapt(cfg), args.json)
+
+
+def _suggest(args: argparse.Namespace) -> int:
+    payload, lines = suggest(SuggestConfig(args.space, args.samples, args.resolution, args.table, args.fingerprint,
+                                           args.candidates, args.seed))
+    if not args.json:
+        print(f"# {payload['k']} of {payload['candidates']} random {payload['space']} networks "
+              f"(seed {payload['seed']}), chosen by {payload['method']}", file=sys.stderr)
+    return emit(payload, lines, args.json)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -128,6 +202,13 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    if (args.arch is None) == (args.samples is None):
+        raise UserError("give one of --arch NAME|FILE or --space SPACE --samples FILE.csv")
+    if args.samples is not None:
+        if not args.space:
+            raise UserError("--samples needs --space SPACE")
+        cfg = BatchPredictConfig(args.table, args.space, args.samples, args.resolution, args.fingerprint)
+        return emit(*predict_samples(cfg), args.json)
     cfg = PredictConfig(args.table, args.arch, args.resolution, args.fingerprint, args.device, args.threads,
                         args.force, args.breakdown)
     return emit(*predict(cfg), args.json)

@@ -144,7 +144,8 @@ class PPO(Controller):
     name = "ppo"
 
     def __init__(self, space: Space, seed: int = 0, hidden: int = 32, embed: int = 32, lr: float = 0.002,
-                 batch_size: int | None = None, epochs: int = 4, clip: float = 0.2, baseline_decay: float = 0.95) -> None:
+                 batch_size: int | None = None, epochs: int = 4, clip: float = 0.2,
+                 baseline_decay: float = 0.95) -> None:
         super().__init__(space, seed)
         self.hidden, self.embed, self.lr = int(hidden), int(embed), float(lr)
         if batch_size is not None and int(batch_size) < 1:

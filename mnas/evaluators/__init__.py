@@ -18,7 +18,8 @@ __all__ = ["EvalResult", "Evaluator", "create", "names", "register"]
 
 # name -> "module:attribute"; imported on use so listing names never imports TF.
 EVALUATORS: Registry[Any] = Registry("evaluator", {"standalone": "mnas.evaluators.standalone:StandaloneEvaluator",
-                                                   "supernet": "mnas.supernet.evaluator:SupernetEvaluator"})
+                                                   "supernet": "mnas.supernet.evaluator:SupernetEvaluator",
+                                                   "autohas": "mnas.evaluators.autohas:AutoHASEvaluator"})
 
 
 def register(name: str, target: str) -> None:

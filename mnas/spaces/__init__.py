@@ -4,6 +4,7 @@
     mixnet       mnasnet + MixConv kernel groups
     mobilenetv3  per-layer choices over the MobileNetV3-Large skeleton, skippable layers
     ofa-mbv3     OFA's MobileNetV3 space (w1.2), the one the published Note10 latency tables cover
+    fbnet        FBNet at CIFAR input (HW-NAS-Bench), the network of the real-phone data in data/real_devices
 
 See `mnas.spaces.base` for the data model and docs/search_spaces.md for sizes. Pure Python: no TF.
 """
@@ -15,6 +16,7 @@ from typing import Callable
 
 from mnas.registry import Registry
 from mnas.spaces.base import Choice, Sample, Space, Stage, position_free
+from mnas.spaces.fbnet import fbnet_space
 from mnas.spaces.layerwise import mobilenetv3_space, ofa_mbv3_space
 from mnas.spaces.mnasnet import mixnet_space, mnasnet_space
 
@@ -23,6 +25,7 @@ SPACES: Registry[Callable[[], Space]] = Registry("search space", {
     "mixnet": mixnet_space,
     "mobilenetv3": mobilenetv3_space,
     "ofa-mbv3": ofa_mbv3_space,
+    "fbnet": fbnet_space,
 })
 
 

@@ -197,7 +197,7 @@ class Space:
 
     def _contexts(self, resolution: int) -> list[LayerContext]:
         template = self._template(resolution)
-        size = conv_out_size(resolution, 2)  # after the stride-2 stem
+        size = conv_out_size(resolution, int(self.params.get("stem_stride", 2)))  # after the stem
         out = []
         for i, stage in enumerate(self.stages):
             out.append(LayerContext(template, size, i))

@@ -2,8 +2,9 @@
 
 `evaluate(specs)`: on the first call, W warm-up steps on uniformly sampled paths (W = 0 by default: on the full
 mnasnet space a few hundred uniform steps train nothing and the search found worse children after them; see
-docs/supernet.md); then for each spec, K shared-weight training steps on its path (train split, batches drawn with the evaluator's own seeded rng) and its accuracy on a
-fixed held-out batch of the validation split. The accuracy is the one-shot estimate of ACC(m) for the reward.
+docs/supernet.md); then for each spec, K shared-weight training steps on its path (train split, batches drawn
+with the evaluator's own seeded rng) and its accuracy on a fixed held-out batch of the validation split. The
+accuracy is the one-shot estimate of ACC(m) for the reward.
 
 Where a child starts (`child_start`): "shared" (default) trains each child's K steps on the weights the earlier
 children left, so the shared weights learn over the search, and paths the controller samples often score higher
