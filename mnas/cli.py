@@ -15,7 +15,7 @@ import sys
 from mnas.errors import UserError
 from mnas.logfilter import StderrFilter
 
-COMMAND_MODULES = ["models", "devices", "emulator", "table", "search", "scale", "farm", "train"]
+COMMAND_MODULES = ["models", "devices", "emulator", "table", "search", "scale", "farm", "train", "zero"]
 
 
 def build_parser() -> argparse.ArgumentParser:
